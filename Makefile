@@ -1,0 +1,31 @@
+# The front door: `make demo` runs the main job, `make test` runs every test.
+# Both set up .venv on first use and are quick the second time.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+BROWSER := $(VENV)/.browser
+
+.PHONY: demo test setup clean
+
+demo: $(INSTALLED) $(BROWSER)
+	$(BIN)/solver demo
+
+test: $(INSTALLED) $(BROWSER)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(INSTALLED) $(BROWSER)
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[train,test]'
+	touch $@
+
+# Playwright's own Chromium where it can be downloaded, else a system one.
+$(BROWSER): $(INSTALLED)
+	$(BIN)/solver browser install
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,241 @@
+"""The `solver` command line. Each verb is a small function; ``main`` returns the exit status.
+
+Exit status: 0 success, 1 the job failed (e.g. invalid profiles found by
+``profiles check``), 2 a usage or profile error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from solver import __version__
+from solver.errors import SolverError
+
+logger = logging.getLogger("solver")
+
+MODELS_DIR_ENV = "SOLVER_MODELS_DIR"
+
+
+def _models_dir(args: argparse.Namespace) -> Path:
+    return Path(getattr(args, "models_dir", None) or os.environ.get(MODELS_DIR_ENV) or "models")
+
+
+# --------------------------------------------------------------------- profiles
+
+
+def cmd_profiles_list(args: argparse.Namespace) -> int:
+    from solver.profiles import ProfileRegistry
+
+    registry = ProfileRegistry(args.profiles_dir)
+    paths = registry.paths()
+    if not paths:
+        print(f"No profiles in {registry.directory}/ (write NAME.yaml there; "
+              "see README.md, or `solver profiles schema`)")
+        return 0
+    rows = [("NAME", "URL", "PIPELINE", "MODEL")]
+    broken = 0
+    for name, path in paths.items():
+        try:
+            profile = registry.load(path)
+        except SolverError:
+            rows.append((name, "(invalid: run `solver profiles check " + str(path) + "`)", "", ""))
+            broken += 1
+            continue
+        model = _models_dir(args) / name / "metadata.json"
+        rows.append((name, profile.url, profile.model.pipeline, "yes" if model.is_file() else "no"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 1 if broken else 0
+
+
+def cmd_profiles_check(args: argparse.Namespace) -> int:
+    from solver.errors import ProfileError
+    from solver.profiles import load_profile
+
+    failed = 0
+    for path in args.paths:
+        try:
+            load_profile(path)
+        except ProfileError as error:
+            failed += 1
+            for line in error.problems:
+                print(line)
+        else:
+            print(f"{path}: ok")
+    if len(args.paths) > 1:
+        print(f"{len(args.paths) - failed} valid, {failed} invalid")
+    return 1 if failed else 0
+
+
+def cmd_profiles_schema(args: argparse.Namespace) -> int:
+    from solver.profiles import profile_schema
+
+    print(json.dumps(profile_schema(), indent=2))
+    return 0
+
+
+def cmd_profiles_show(args: argparse.Namespace) -> int:
+    from solver.profiles import ProfileRegistry
+
+    profile = ProfileRegistry(args.profiles_dir).load(args.site)
+    print(f"# {profile.source}" if profile.source else "", end="\n" if profile.source else "")
+    print(profile.to_yaml(), end="")
+    return 0
+
+
+# --------------------------------------------------------------------- site
+
+
+def cmd_site_serve(args: argparse.Namespace) -> int:
+    from solver.demo_site import CaptchaSite, SiteServer
+
+    site = CaptchaSite(seed=args.seed, default_style=args.style)
+    server = SiteServer(site.app, host=args.host, port=args.port, access_log=args.verbose)
+    print(f"Local captcha site on {server.url}/ (style {args.style} at {server.url_for(args.style)}"
+          f"; all styles: {', '.join(site.styles)}). Ctrl-C stops it.", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("listening on %s: other machines can reach this test site", args.host)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_site_styles(args: argparse.Namespace) -> int:
+    from solver.demo_site import load_styles
+
+    for name, style in load_styles().items():
+        length = (str(style.min_length) if style.min_length == style.max_length
+                  else f"{style.min_length}-{style.max_length}")
+        print(f"{name:<11} {style.variant:<10} {length:>4} chars  {style.title}")
+    return 0
+
+
+# --------------------------------------------------------------------- browser
+
+
+def cmd_browser_which(args: argparse.Namespace) -> int:
+    from solver.browser import current_choice
+
+    print(current_choice().describe())
+    return 0
+
+
+def cmd_browser_install(args: argparse.Namespace) -> int:
+    from solver.browser import install
+
+    choice = install(timeout=args.timeout)
+    print(f"Browser ready: {choice.describe()}")
+    return 0
+
+
+# --------------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from solver.demo import run_demo
+
+    report = run_demo(style=args.style, port=args.port, headed=args.headed,
+                      profiles_dir=args.profiles_dir, models_dir=str(_models_dir(args)),
+                      seed=args.seed)
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
+
+
+# --------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="solver",
+        description="Learn a website's text captcha and solve it inside Playwright.",
+    )
+    parser.add_argument("--version", action="version", version=f"solver {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    profiles_dir = argparse.ArgumentParser(add_help=False)
+    profiles_dir.add_argument(
+        "--profiles-dir", metavar="DIR",
+        help="folder of NAME.yaml profiles (default: $SOLVER_PROFILES_DIR, else ./site_profiles)")
+    models_dir = argparse.ArgumentParser(add_help=False)
+    models_dir.add_argument(
+        "--models-dir", metavar="DIR",
+        help=f"folder of trained models (default: ${MODELS_DIR_ENV}, else ./models)")
+
+    profiles = verbs.add_parser("profiles", help="list, check and describe site profiles")
+    profile_verbs = profiles.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = profile_verbs.add_parser("list", parents=[profiles_dir, models_dir],
+                                       help="name, URL, pipeline and whether a model exists")
+    listing.set_defaults(func=cmd_profiles_list)
+    check = profile_verbs.add_parser("check", help="validate profile files, printing every problem")
+    check.add_argument("paths", nargs="+", metavar="PATH")
+    check.set_defaults(func=cmd_profiles_check)
+    schema = profile_verbs.add_parser("schema", help="print the profile format as JSON Schema")
+    schema.set_defaults(func=cmd_profiles_schema)
+    show = profile_verbs.add_parser("show", parents=[profiles_dir],
+                                    help="print a profile with every default filled in")
+    show.add_argument("--site", required=True, metavar="NAME",
+                      help="profile name, or a path to a .yaml file")
+    show.set_defaults(func=cmd_profiles_show)
+
+    site = verbs.add_parser("site", help="the local synthetic captcha site")
+    site_verbs = site.add_subparsers(dest="action", metavar="ACTION", required=True)
+    serve = site_verbs.add_parser("serve", help="serve the site (every style; --style is the home page)")
+    serve.add_argument("--style", default="example", help="style shown at / (default: example)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free port)")
+    serve.add_argument("--seed", type=int, help="make the sequence of answers reproducible")
+    serve.set_defaults(func=cmd_site_serve)
+    styles = site_verbs.add_parser("styles", help="list the site's styles")
+    styles.set_defaults(func=cmd_site_styles)
+
+    browser = verbs.add_parser("browser", help="find or install the Chromium to drive")
+    browser_verbs = browser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    which = browser_verbs.add_parser("which", help="say which Chromium would be launched")
+    which.set_defaults(func=cmd_browser_which)
+    install = browser_verbs.add_parser(
+        "install", help="get a Chromium: Playwright's, else a system one (apt-get as root)")
+    install.add_argument("--timeout", type=float, default=600, help="seconds per download step")
+    install.set_defaults(func=cmd_browser_install)
+
+    demo = verbs.add_parser("demo", parents=[profiles_dir, models_dir],
+                            help="run the local site and drive it in a real browser")
+    demo.add_argument("--style", default="example", help="site style to open (default: example)")
+    demo.add_argument("--port", type=int, default=0, help="site port (default: any free port)")
+    demo.add_argument("--seed", type=int, help="reproducible answers")
+    demo.add_argument("--headed", action="store_true", help="show the browser window")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else
+                        logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except SolverError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,580 @@
+"""Site profiles: where a site puts its captcha and what the captcha looks like.
+
+A profile is a YAML file, ``site_profiles/NAME.yaml``, loaded with
+``yaml.safe_load`` and validated into frozen, typed objects. Validation is
+strict: unknown keys, wrong types and out-of-range values are errors, and all
+problems of a file are reported at once, one line each, formatted as
+``PATH: key.path: problem (how to fix)``.
+
+Example::
+
+    >>> from solver.profiles import load_profile
+    >>> profile = load_profile("site_profiles/example.yaml")
+    >>> profile.format.charset[:10], profile.format.min_length
+    ('0123456789', 4)
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from solver.errors import ProfileError, ProfileNotFoundError
+
+logger = logging.getLogger(__name__)
+
+PROFILES_DIR_ENV = "SOLVER_PROFILES_DIR"
+DEFAULT_PROFILES_DIR = "site_profiles"
+MAX_LENGTH = 32
+CAPTURE_MODES = ("auto", "src", "data-uri", "canvas", "background", "screenshot")
+PIPELINES = ("ctc", "segment")
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+URL_SCHEMES = ("http://", "https://", "file://")
+
+
+def _fix(problem: str, fix: str) -> PydanticCustomError:
+    """An error raised from a validator; the text already carries its fix."""
+    return PydanticCustomError("profile", "{text}", {"text": f"{problem} ({fix})"})
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise _fix("is empty", "give a CSS selector, or remove the key if it is optional")
+    return value
+
+
+Selector = Annotated[
+    StrictStr,
+    AfterValidator(_not_blank),
+    Field(description="A CSS selector (Playwright syntax also works)."),
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CaptchaSection(_Section):
+    """Where the captcha image is and how to grab it."""
+
+    selector: Selector = Field(
+        description="CSS selector of the captcha element: an <img>, a <canvas>, "
+        "or an element with a CSS background image.",
+        examples=["img#captcha"],
+    )
+    capture: Literal["auto", "src", "data-uri", "canvas", "background", "screenshot"] = Field(
+        "auto",
+        description="How to grab the pixels: 'auto' picks the fastest that works; "
+        "'src' fetches the image as served, 'data-uri' decodes an inline image, "
+        "'canvas' reads a canvas, 'background' fetches a CSS background image, "
+        "'screenshot' takes an element screenshot.",
+    )
+    frame: Selector | None = Field(
+        None,
+        description="CSS selector of the <iframe> that holds the captcha (and its "
+        "refresh control), or null when the captcha is in the page itself.",
+        examples=["iframe#captcha-frame"],
+    )
+    refresh: Selector | None = Field(
+        None,
+        description="CSS selector of the control that draws a new captcha; null "
+        "reloads the page instead.",
+        examples=["#captcha-refresh"],
+    )
+
+
+class FormSection(_Section):
+    """Where the answer goes and how the site says whether it was right."""
+
+    input: Selector = Field(description="CSS selector of the text input for the answer.",
+                            examples=["input[name=captcha]"])
+    submit: Selector = Field(description="CSS selector of the submit button.",
+                             examples=["button[type=submit]"])
+    success: Selector | None = Field(
+        None, description="CSS selector that appears when the answer was accepted.",
+        examples=[".flash.ok"])
+    failure: Selector | None = Field(
+        None, description="CSS selector that appears when the answer was refused.",
+        examples=[".flash.error"])
+
+
+class FormatSection(_Section):
+    """What the captcha's text can be."""
+
+    charset: StrictStr = Field(
+        description="Every character the captcha can contain, each once.",
+        examples=["0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"],
+    )
+    length: tuple[int, int] = Field(
+        description=f"Number of characters: one number, or [min, max] within 1..{MAX_LENGTH}.",
+        examples=[[4, 6], 4],
+        json_schema_extra={
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": MAX_LENGTH},
+                {"type": "array", "items": {"type": "integer", "minimum": 1,
+                                            "maximum": MAX_LENGTH},
+                 "minItems": 2, "maxItems": 2},
+            ],
+        },
+    )
+    case_sensitive: StrictBool = Field(
+        True,
+        description="Whether the site tells 'a' from 'A'. When false, answers are "
+        "compared without case and the charset must not hold both cases of a letter.",
+    )
+
+    @field_validator("charset")
+    @classmethod
+    def _check_charset(cls, charset: str) -> str:
+        if not charset:
+            raise _fix("is empty", 'list every character the captcha uses, e.g. "0123456789"')
+        if any(ch.isspace() for ch in charset):
+            raise _fix("contains white space", "remove spaces, tabs and new lines from it")
+        repeated = sorted({ch for ch in charset if charset.count(ch) > 1}, key=charset.index)
+        if repeated:
+            shown = ", ".join(repr(ch) for ch in repeated)
+            raise _fix(f"repeats {shown}", "list each character once")
+        return charset
+
+    @field_validator("length", mode="before")
+    @classmethod
+    def _check_length(cls, value: Any) -> tuple[int, int]:
+        fix = f"write one number such as 4, or [min, max] such as [4, 6], within 1..{MAX_LENGTH}"
+        if isinstance(value, bool):
+            raise _fix(f"expected a number or [min, max], got {value!r}", fix)
+        if isinstance(value, int):
+            value = [value, value]
+        if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise _fix(f"expected a number or [min, max], got {value!r}", fix)
+        low, high = value
+        if not (1 <= low <= MAX_LENGTH and 1 <= high <= MAX_LENGTH):
+            raise _fix(f"{list(value)} is outside 1..{MAX_LENGTH}", fix)
+        if low > high:
+            raise _fix(f"min {low} is greater than max {high}", f"write [{high}, {low}]")
+        return (low, high)
+
+    @model_validator(mode="after")
+    def _check_case(self) -> FormatSection:
+        if not self.case_sensitive:
+            both = [ch for ch in self.charset if ch.islower() and ch.upper() in self.charset]
+            if both:
+                raise _fix(
+                    f"charset holds both cases of {', '.join(repr(c) for c in both)} "
+                    "but case_sensitive is false",
+                    "keep one case in the charset, or set case_sensitive: true",
+                )
+        return self
+
+    @property
+    def min_length(self) -> int:
+        return self.length[0]
+
+    @property
+    def max_length(self) -> int:
+        return self.length[1]
+
+    def normalise(self, text: str) -> str:
+        """Map ``text`` onto the charset's case when the site ignores case."""
+        if self.case_sensitive:
+            return text
+        upper = sum(ch.isupper() for ch in self.charset)
+        lower = sum(ch.islower() for ch in self.charset)
+        return text.upper() if upper >= lower else text.lower()
+
+    def label_problem(self, text: str) -> str | None:
+        """Why ``text`` cannot be an answer for this format, or None if it can."""
+        text = self.normalise(text)
+        if not self.min_length <= len(text) <= self.max_length:
+            wanted = (str(self.min_length) if self.min_length == self.max_length
+                      else f"{self.min_length} to {self.max_length}")
+            return f"{text!r} has {len(text)} characters, expected {wanted}"
+        outside = sorted({ch for ch in text if ch not in self.charset})
+        if outside:
+            return f"{text!r} has characters outside the charset: {''.join(outside)}"
+        return None
+
+
+class ModelSection(_Section):
+    """Which recognition pipeline to train and how sure it must be."""
+
+    pipeline: Literal["ctc", "segment"] = Field(
+        "ctc",
+        description="'ctc': a CNN+RNN reading the whole image; 'segment': OpenCV "
+        "cuts the characters apart and a small CNN reads each.",
+    )
+    min_confidence: float = Field(
+        0.5, ge=0.0, le=1.0, strict=False,
+        description="Readings below this confidence are not submitted; the agent "
+        "asks for a new captcha instead.",
+    )
+
+    @field_validator("min_confidence", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fix(f"expected a number from 0 to 1, got {value!r}", "write e.g. 0.5")
+        return value
+
+
+class SyntheticSection(_Section):
+    """How to draw look-alike captchas with the ``captcha`` package for training."""
+
+    width: StrictInt = Field(160, ge=16, le=2048, description="Image width in pixels.")
+    height: StrictInt = Field(60, ge=8, le=1024, description="Image height in pixels.")
+    fonts: tuple[StrictStr, ...] = Field(
+        (),
+        description="TrueType font files, relative to the profile's folder or absolute; "
+        "empty uses the captcha package's own font.",
+    )
+    font_sizes: tuple[Annotated[StrictInt, Field(ge=4, le=512)], ...] = Field(
+        (42, 50, 56), min_length=1, description="Font sizes to pick from, in pixels.")
+    noise_dots: StrictInt = Field(50, ge=0, le=10_000, description="Random dots drawn over the text.")
+    noise_curves: StrictInt = Field(1, ge=0, le=100, description="Random curves drawn over the text.")
+
+    @field_validator("fonts", "font_sizes", mode="before")
+    @classmethod
+    def _list(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return tuple(value)
+        if isinstance(value, tuple):
+            return value
+        raise _fix(f"expected a list, got {value!r}", "write a YAML list such as [42, 50]")
+
+
+class SiteProfile(_Section):
+    """A validated site profile. Build one with :func:`load_profile`."""
+
+    name: StrictStr = Field(
+        description="The profile's name: the file name without .yaml; lower-case "
+        "letters, digits, '-' and '_'.",
+        examples=["example"],
+    )
+    url: StrictStr = Field(description="Page that shows the captcha (http, https or file).",
+                           examples=["http://127.0.0.1:8765/example/"])
+    description: StrictStr = Field("", description="Free text for people.")
+    captcha: CaptchaSection
+    form: FormSection
+    format: FormatSection
+    model: ModelSection = Field(default_factory=ModelSection)
+    synthetic: SyntheticSection = Field(default_factory=SyntheticSection)
+    source: Path | None = Field(None, exclude=True, repr=False,
+                                json_schema_extra={"readOnly": True})
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if not NAME_PATTERN.match(name):
+            raise _fix(f"{name!r} is not a valid name",
+                       "use lower-case letters, digits, '-' and '_', starting with a letter or digit")
+        return name
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        if not url.startswith(URL_SCHEMES) or len(url.split("://", 1)[1]) == 0:
+            raise _fix(f"{url!r} is not an http, https or file URL",
+                       "write a full URL such as http://127.0.0.1:8765/example/")
+        return url
+
+    def with_url(self, url: str) -> SiteProfile:
+        """A copy of this profile pointing at another URL (a test server's port, say)."""
+        return self.model_copy(update={"url": self._check_url(url)})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The profile as plain data, in the shape of its YAML file."""
+        data = self.model_dump(mode="json")
+        data["format"]["length"] = list(self.format.length)
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def fingerprint(self) -> str:
+        """Hash of what a model depends on (format and look-alike settings)."""
+        data = self.to_dict()
+        relevant = {"format": data["format"], "synthetic": data["synthetic"],
+                    "pipeline": data["model"]["pipeline"]}
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------
+# error messages
+
+_TYPE_NAMES = {
+    "string_type": ("a string", 'quote it, e.g. "text"'),
+    "int_type": ("a whole number", "write a number without quotes, e.g. 160"),
+    "int_from_float": ("a whole number", "write a number without a decimal point"),
+    "bool_type": ("true or false", "write true or false without quotes"),
+    "float_type": ("a number", "write a number without quotes"),
+    "model_type": ("a mapping of keys", "indent the keys under it, one per line"),
+    "model_attributes_type": ("a mapping of keys", "indent the keys under it, one per line"),
+    "dict_type": ("a mapping of keys", "indent the keys under it, one per line"),
+    "tuple_type": ("a list", "write a YAML list such as [42, 50]"),
+    "literal_error": (None, None),
+}
+
+
+def _yaml_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _allowed_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
+    """The keys a mapping at ``location`` (a key path under ``model``) accepts."""
+    for part in location:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [name for name, info in model.model_fields.items() if not info.exclude]
+
+
+def _field_example(location: tuple[Any, ...]) -> str | None:
+    model: type[BaseModel] = SiteProfile
+    info = None
+    for part in location:
+        info = model.model_fields.get(str(part))
+        if info is None:
+            return None
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            model = info.annotation
+    if info is None or not info.examples:
+        return None
+    example = info.examples[0]
+    return json.dumps(example) if isinstance(example, (str, list)) else str(example)
+
+
+def _describe(error: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
+    """Turn one pydantic error into (key path, 'problem (fix)')."""
+    location = tuple(error["loc"])
+    kind = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind == "profile":
+        return location, ctx["text"]
+    if kind == "extra_forbidden":
+        key = str(location[-1])
+        allowed = _allowed_keys(SiteProfile, location[:-1])
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        if close:
+            return location, f"unknown key (did you mean '{close[0]}'?)"
+        return location, f"unknown key (remove it; allowed here: {', '.join(allowed)})"
+    if kind == "missing":
+        example = _field_example(location)
+        key = str(location[-1])
+        fix = f"add it, e.g. {key}: {example}" if example else "add it"
+        return location, f"required key is missing ({fix})"
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        choices = [c.strip().strip("'") for c in re.split(r",| or ", expected) if c.strip()]
+        return location, f"{value!r} is not one of {', '.join(choices)} (use one of them)"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        bound = {"greater_than_equal": f"at least {ctx.get('ge')}",
+                 "less_than_equal": f"at most {ctx.get('le')}",
+                 "greater_than": f"more than {ctx.get('gt')}",
+                 "less_than": f"less than {ctx.get('lt')}"}[kind]
+        return location, f"{value!r} is out of range (use a value {bound})"
+    if kind in ("string_too_short", "too_short"):
+        return location, "is empty (give a value, or remove the key if it is optional)"
+    if kind in _TYPE_NAMES:
+        wanted, fix = _TYPE_NAMES[kind]
+        return location, f"expected {wanted}, got {_yaml_type(value)} ({fix})"
+    return location, f"{error['msg']} (see `solver profiles schema` for the format)"
+
+
+def _format_location(location: tuple[Any, ...]) -> str:
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+# ---------------------------------------------------------------------------
+# loading
+
+
+def _where(path: str | os.PathLike[str] | None) -> str:
+    return str(path) if path is not None else "<string>"
+
+
+def profile_from_data(data: Any, path: str | os.PathLike[str] | None = None) -> SiteProfile:
+    """Validate already-parsed YAML data into a :class:`SiteProfile`."""
+    where = _where(path)
+    if not isinstance(data, dict):
+        raise ProfileError([
+            f"{where}: (top level): expected a mapping of keys, got {_yaml_type(data)} "
+            "(start the file with keys such as name:, url:, captcha:, form:, format:)"
+        ])
+    data = dict(data)
+    stem = Path(path).stem if path is not None else None
+    problems: list[str] = []
+    if stem is not None:
+        if "name" not in data:
+            data["name"] = stem
+        elif isinstance(data["name"], str) and data["name"] != stem:
+            problems.append(
+                f"{where}: name: {data['name']!r} does not match the file name "
+                f"{Path(path).name!r} (rename the file to {data['name']}.yaml, or set name: {stem})"
+            )
+    try:
+        profile = SiteProfile.model_validate(data)
+    except ValidationError as error:
+        for item in error.errors(include_url=False):
+            location, text = _describe(item)
+            problems.append(f"{where}: {_format_location(location)}: {text}")
+        raise ProfileError(problems) from None
+    if path is not None:
+        profile = profile.model_copy(update={"source": Path(path)})
+        problems.extend(_check_files(profile, where))
+    if problems:
+        raise ProfileError(problems)
+    return profile
+
+
+def _check_files(profile: SiteProfile, where: str) -> list[str]:
+    problems = []
+    base = profile.source.parent if profile.source else Path.cwd()
+    for index, font in enumerate(profile.synthetic.fonts):
+        if not (base / font).is_file():
+            problems.append(
+                f"{where}: synthetic.fonts[{index}]: font file {font!r} not found "
+                f"(give a .ttf path relative to {base} or an absolute one)"
+            )
+    return problems
+
+
+def load_profile_text(text: str, path: str | os.PathLike[str] | None = None) -> SiteProfile:
+    """Parse and validate YAML text. ``path`` is only used in messages and for the name."""
+    where = _where(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(top level)"
+        problem = getattr(error, "problem", None) or str(error)
+        raise ProfileError([
+            f"{where}: {at}: invalid YAML: {problem} "
+            "(check the indentation, and quote values that contain ': ' or start with a symbol)"
+        ]) from None
+    return profile_from_data(data, path)
+
+
+def load_profile(path: str | os.PathLike[str]) -> SiteProfile:
+    """Load and validate one profile file.
+
+    >>> load_profile("site_profiles/digits.yaml").format.length
+    (4, 4)
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileNotFoundError([
+            f"{path}: (file): no such file (check the path, or list profiles with `solver profiles list`)"
+        ]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ProfileError([f"{path}: (file): cannot read it: {error} (check the file)"]) from None
+    return load_profile_text(text, path)
+
+
+def profile_schema() -> dict[str, Any]:
+    """A JSON Schema of the profile format, for editors."""
+    schema = SiteProfile.model_json_schema(mode="validation")
+    schema["properties"].pop("source", None)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "solver site profile"
+    # `name` defaults to the file name, so a file may leave it out
+    schema["required"] = [key for key in schema.get("required", []) if key != "name"]
+    length = schema["$defs"]["FormatSection"]["properties"]["length"]
+    for key in ("type", "prefixItems", "maxItems", "minItems", "items"):
+        length.pop(key, None)
+    return schema
+
+
+# ---------------------------------------------------------------------------
+# registry
+
+
+def profiles_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """The profiles directory: the argument, else $SOLVER_PROFILES_DIR, else ./site_profiles."""
+    if override:
+        return Path(override)
+    return Path(os.environ.get(PROFILES_DIR_ENV) or DEFAULT_PROFILES_DIR)
+
+
+class ProfileRegistry:
+    """Finds profiles by name in one directory (``NAME.yaml`` or ``NAME.yml``)."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = profiles_dir(directory)
+
+    def paths(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        if not self.directory.is_dir():
+            return found
+        for path in sorted(self.directory.iterdir()):
+            if path.suffix in (".yaml", ".yml") and path.is_file():
+                if path.stem in found:
+                    logger.warning("profile %r is defined twice: %s and %s; using %s",
+                                   path.stem, found[path.stem], path, found[path.stem])
+                    continue
+                found[path.stem] = path
+        return found
+
+    def names(self) -> list[str]:
+        return list(self.paths())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def load(self, name_or_path: str | os.PathLike[str]) -> SiteProfile:
+        """Load a profile by name, or by path when given a .yaml/.yml file."""
+        text = str(name_or_path)
+        if text.endswith((".yaml", ".yml")) or os.sep in text or "/" in text:
+            return load_profile(text)
+        paths = self.paths()
+        if text in paths:
+            return load_profile(paths[text])
+        close = difflib.get_close_matches(text, list(paths), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        available = ", ".join(paths) or "none"
+        raise ProfileNotFoundError([
+            f"{self.directory}: {text}: no profile of that name ({hint}available: {available}; "
+            f"or pass a path to a .yaml file, or choose the folder with --profiles-dir or ${PROFILES_DIR_ENV})"
+        ])

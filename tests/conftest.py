@@ -1,0 +1,33 @@
+"""Shared fixtures: the browser the product would launch, and the local captcha site."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from solver.browser import choose_browser
+from solver.demo_site import CaptchaSite, LiveSite, SiteServer
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES_DIR = ROOT / "site_profiles"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any],
+                             browser_type: Any) -> dict[str, Any]:
+    """pytest-playwright launches the Chromium that the product's launch helper picks."""
+    if browser_type.name != "chromium":
+        return browser_type_launch_args
+    choice = choose_browser(browser_type.executable_path)
+    return {**browser_type_launch_args, **choice.launch_options()}
+
+
+@pytest.fixture(scope="session")
+def live_site() -> Iterator[LiveSite]:
+    """Every style of the local site on a free port of 127.0.0.1, answers in-process."""
+    site = CaptchaSite(seed=20261121)
+    with SiteServer(site.app, port=0) as server:
+        yield LiveSite(site, server)

@@ -1,0 +1,161 @@
+"""The `solver` command line: verbs, exit statuses, and errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from solver.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+PROFILES = ROOT / "site_profiles"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "solver", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+def test_profiles_list(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "example" ).mkdir()
+    (tmp_path / "example" / "metadata.json").write_text("{}")
+    assert main(["profiles", "list", "--profiles-dir", str(PROFILES),
+                 "--models-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "URL", "PIPELINE", "MODEL"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert rows["example"] == ["example", "http://127.0.0.1:8765/example/", "ctc", "yes"]
+    assert rows["digits"][-1] == "no"
+    assert set(rows) == {p.stem for p in PROFILES.glob("*.yaml")}
+
+
+def test_profiles_list_flags_invalid_files(capsys: pytest.CaptureFixture[str],
+                                           tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("url: [\n")
+    assert main(["profiles", "list", "--profiles-dir", str(tmp_path)]) == 1
+    assert "(invalid: run `solver profiles check" in capsys.readouterr().out
+
+
+def test_profiles_check_prints_every_problem(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    data = yaml.safe_load((PROFILES / "example.yaml").read_text())
+    data.pop("name")
+    data["captcha"]["capture"] = "pixels"
+    data["format"]["length"] = [7, 2]
+    bad.write_text(yaml.safe_dump(data))
+    status = main(["profiles", "check", str(PROFILES / "example.yaml"), str(bad)])
+    out = capsys.readouterr().out.splitlines()
+    assert status == 1
+    assert out == [
+        f"{PROFILES / 'example.yaml'}: ok",
+        f"{bad}: captcha.capture: 'pixels' is not one of auto, src, data-uri, canvas, background, "
+        "screenshot (use one of them)",
+        f"{bad}: format.length: min 7 is greater than max 2 (write [2, 7])",
+        "1 valid, 1 invalid",
+    ]
+
+
+def test_profiles_check_all_shipped_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    paths = sorted(str(p) for p in PROFILES.glob("*.yaml"))
+    assert main(["profiles", "check", *paths]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"{len(paths)} valid, 0 invalid"
+
+
+def test_profiles_schema_is_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profiles", "schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "solver site profile"
+    assert schema["additionalProperties"] is False
+    assert set(schema["required"]) == {"url", "captcha", "form", "format"}
+
+
+def test_profiles_show_fills_defaults(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    minimal = {"url": "http://x.test/", "captcha": {"selector": "img"},
+               "form": {"input": "#a", "submit": "#b"}, "format": {"charset": "01", "length": 3}}
+    (tmp_path / "mini.yaml").write_text(yaml.safe_dump(minimal))
+    assert main(["profiles", "show", "--site", "mini", "--profiles-dir", str(tmp_path)]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["name"] == "mini"
+    assert shown["format"]["length"] == [3, 3]
+    assert shown["model"] == {"pipeline": "ctc", "min_confidence": 0.5}
+
+
+def test_unknown_site_exits_2_with_the_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profiles", "show", "--site", "exampel", "--profiles-dir", str(PROFILES)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert "did you mean 'example'?" in err and "available: background, canvas" in err
+
+
+def test_broken_yaml_is_one_paragraph_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("url: http://x/\ncaptcha:\n  selector: [img\n")
+    done = run_cli("profiles", "show", "--site", str(tmp_path / "broken.yaml"))
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {tmp_path / 'broken.yaml'}: line 4, column 1: invalid YAML")
+    assert "Traceback" not in done.stderr
+    debug = run_cli("--debug", "profiles", "show", "--site", str(tmp_path / "broken.yaml"))
+    assert "Traceback" in debug.stderr
+
+
+def test_no_browser_is_a_clear_error(tmp_path: Path) -> None:
+    done = run_cli("browser", "which", env={"SOLVER_CHROMIUM": str(tmp_path / "none")})
+    assert done.returncode == 1
+    assert "is not an executable file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_site_styles(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["site", "styles"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == ["example", "digits", "datauri", "canvas", "iframe", "background"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_site_serve_runs_and_a_busy_port_is_refused() -> None:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "solver", "site", "serve", "--style", "digits",
+                               "--port", str(port), "--seed", "3"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert server.stdout is not None
+        banner = server.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in banner
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    assert response.url.endswith("/digits/")  # --style is the home page
+                    assert b'id="captcha"' in response.read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        busy = run_cli("site", "serve", "--port", str(port))
+        assert busy.returncode == 1
+        assert busy.stderr == (f"error: port {port} on 127.0.0.1 is already in use (stop whatever "
+                               "listens there, or choose another port with --port, or --port 0 "
+                               "for any free one)\n")
+    finally:
+        server.terminate()
+        server.communicate(timeout=20)
+
+
+def test_version_and_module_entry_point() -> None:
+    done = run_cli("--version")
+    assert done.returncode == 0 and done.stdout.startswith("solver ")

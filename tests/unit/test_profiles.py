@@ -1,0 +1,316 @@
+"""Site profile validation: every rule with its exact message, round trips, the registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from solver.errors import ProfileError, ProfileNotFoundError
+from solver.profiles import (
+    ProfileRegistry,
+    SiteProfile,
+    load_profile,
+    load_profile_text,
+    profile_from_data,
+    profile_schema,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = sorted((ROOT / "site_profiles").glob("*.yaml"))
+
+GOOD = {
+    "name": "shop",
+    "url": "https://shop.example/login",
+    "captcha": {"selector": "img#captcha"},
+    "form": {"input": "#code", "submit": "#go"},
+    "format": {"charset": "0123456789", "length": [4, 6]},
+}
+
+
+def variant(**changes: object) -> dict:
+    """GOOD with dotted keys changed; a value of DELETE removes the key."""
+    data = json.loads(json.dumps(GOOD))
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        node = data
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is DELETE:
+            node.pop(last)
+        else:
+            node[last] = value
+    return data
+
+
+DELETE = object()
+
+
+def problems(data: object, path: str = "p/shop.yaml") -> list[str]:
+    with pytest.raises(ProfileError) as caught:
+        profile_from_data(data, path)
+    return caught.value.problems
+
+
+def test_good_profile_loads_with_defaults() -> None:
+    profile = profile_from_data(GOOD, "p/shop.yaml")
+    assert profile.name == "shop"
+    assert profile.captcha.capture == "auto"
+    assert profile.captcha.frame is None and profile.captcha.refresh is None
+    assert profile.format.length == (4, 6)
+    assert (profile.format.min_length, profile.format.max_length) == (4, 6)
+    assert profile.format.case_sensitive is True
+    assert profile.model.pipeline == "ctc" and profile.model.min_confidence == 0.5
+    assert (profile.synthetic.width, profile.synthetic.height) == (160, 60)
+
+
+def test_profile_is_frozen() -> None:
+    profile = profile_from_data(GOOD, "p/shop.yaml")
+    with pytest.raises(Exception, match="frozen"):
+        profile.url = "http://elsewhere/"  # type: ignore[misc]
+    with pytest.raises(Exception, match="frozen"):
+        profile.format.charset = "01"  # type: ignore[misc]
+
+
+def test_name_defaults_to_file_name() -> None:
+    data = variant(name=DELETE)
+    assert profile_from_data(data, "somewhere/my-site.yaml").name == "my-site"
+
+
+def test_single_length_means_fixed_length() -> None:
+    assert profile_from_data(variant(format__length=5), "p/shop.yaml").format.length == (5, 5)
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (variant(url=DELETE),
+     'p/shop.yaml: url: required key is missing (add it, e.g. url: "http://127.0.0.1:8765/example/")'),
+    (variant(captcha__selector=DELETE),
+     'p/shop.yaml: captcha.selector: required key is missing (add it, e.g. selector: "img#captcha")'),
+    (variant(format__charset=DELETE),
+     'p/shop.yaml: format.charset: required key is missing (add it, e.g. charset: '
+     '"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")'),
+    (variant(form=DELETE), "p/shop.yaml: form: required key is missing (add it)"),
+    (variant(captcha__selectr="img"),
+     "p/shop.yaml: captcha.selectr: unknown key (did you mean 'selector'?)"),
+    (variant(fromat={"charset": "01"}),
+     "p/shop.yaml: fromat: unknown key (did you mean 'format'?)"),
+    (variant(colour="red"),
+     "p/shop.yaml: colour: unknown key (remove it; allowed here: name, url, description, "
+     "captcha, form, format, model, synthetic)"),
+    (variant(form__input=5),
+     'p/shop.yaml: form.input: expected a string, got the number 5 (quote it, e.g. "text")'),
+    (variant(format__case_sensitive="no"),
+     "p/shop.yaml: format.case_sensitive: expected true or false, got the string 'no' "
+     "(write true or false without quotes)"),
+    (variant(synthetic={"width": "160"}),
+     "p/shop.yaml: synthetic.width: expected a whole number, got the string '160' "
+     "(write a number without quotes, e.g. 160)"),
+    (variant(captcha="img#captcha"),
+     "p/shop.yaml: captcha: expected a mapping of keys, got the string 'img#captcha' "
+     "(indent the keys under it, one per line)"),
+    (variant(captcha__capture="pixels"),
+     "p/shop.yaml: captcha.capture: 'pixels' is not one of auto, src, data-uri, canvas, "
+     "background, screenshot (use one of them)"),
+    (variant(model={"pipeline": "rnn"}),
+     "p/shop.yaml: model.pipeline: 'rnn' is not one of ctc, segment (use one of them)"),
+    (variant(model={"min_confidence": 1.5}),
+     "p/shop.yaml: model.min_confidence: 1.5 is out of range (use a value at most 1.0)"),
+    (variant(model={"min_confidence": "high"}),
+     "p/shop.yaml: model.min_confidence: expected a number from 0 to 1, got 'high' (write e.g. 0.5)"),
+    (variant(synthetic={"width": 8}),
+     "p/shop.yaml: synthetic.width: 8 is out of range (use a value at least 16)"),
+    (variant(synthetic={"font_sizes": [40, 1000]}),
+     "p/shop.yaml: synthetic.font_sizes[1]: 1000 is out of range (use a value at most 512)"),
+    (variant(synthetic={"font_sizes": 40}),
+     "p/shop.yaml: synthetic.font_sizes: expected a list, got 40 (write a YAML list such as [42, 50])"),
+    (variant(synthetic={"font_sizes": []}),
+     "p/shop.yaml: synthetic.font_sizes: is empty (give a value, or remove the key if it is optional)"),
+    (variant(format__charset=""),
+     'p/shop.yaml: format.charset: is empty (list every character the captcha uses, e.g. "0123456789")'),
+    (variant(format__charset="01 23"),
+     "p/shop.yaml: format.charset: contains white space (remove spaces, tabs and new lines from it)"),
+    (variant(format__charset="0123AB3A"),
+     "p/shop.yaml: format.charset: repeats '3', 'A' (list each character once)"),
+    (variant(format__length=[0, 4]),
+     "p/shop.yaml: format.length: [0, 4] is outside 1..32 (write one number such as 4, "
+     "or [min, max] such as [4, 6], within 1..32)"),
+    (variant(format__length=40),
+     "p/shop.yaml: format.length: [40, 40] is outside 1..32 (write one number such as 4, "
+     "or [min, max] such as [4, 6], within 1..32)"),
+    (variant(format__length=[6, 4]),
+     "p/shop.yaml: format.length: min 6 is greater than max 4 (write [4, 6])"),
+    (variant(format__length="4-6"),
+     "p/shop.yaml: format.length: expected a number or [min, max], got '4-6' (write one number "
+     "such as 4, or [min, max] such as [4, 6], within 1..32)"),
+    (variant(format__length=[4, 5, 6]),
+     "p/shop.yaml: format.length: expected a number or [min, max], got [4, 5, 6] (write one "
+     "number such as 4, or [min, max] such as [4, 6], within 1..32)"),
+    (variant(format__length=True),
+     "p/shop.yaml: format.length: expected a number or [min, max], got True (write one number "
+     "such as 4, or [min, max] such as [4, 6], within 1..32)"),
+    (variant(format__charset="abcABC", format__case_sensitive=False),
+     "p/shop.yaml: format: charset holds both cases of 'a', 'b', 'c' but case_sensitive is "
+     "false (keep one case in the charset, or set case_sensitive: true)"),
+    (variant(captcha__selector=""),
+     "p/shop.yaml: captcha.selector: is empty (give a CSS selector, or remove the key if it is optional)"),
+    (variant(form__success="   "),
+     "p/shop.yaml: form.success: is empty (give a CSS selector, or remove the key if it is optional)"),
+    (variant(url="ftp://shop.example/"),
+     "p/shop.yaml: url: 'ftp://shop.example/' is not an http, https or file URL (write a full "
+     "URL such as http://127.0.0.1:8765/example/)"),
+    (variant(url="shop.example/login"),
+     "p/shop.yaml: url: 'shop.example/login' is not an http, https or file URL (write a full "
+     "URL such as http://127.0.0.1:8765/example/)"),
+    (variant(name="other"),
+     "p/shop.yaml: name: 'other' does not match the file name 'shop.yaml' (rename the file to "
+     "other.yaml, or set name: shop)"),
+    (variant(synthetic={"fonts": ["nowhere.ttf"]}),
+     "p/shop.yaml: synthetic.fonts[0]: font file 'nowhere.ttf' not found (give a .ttf path "
+     "relative to p or an absolute one)"),
+])
+def test_each_rule_has_its_exact_message(data: dict, expected: str) -> None:
+    assert problems(data) == [expected]
+
+
+def test_invalid_name_pattern_without_a_file() -> None:
+    with pytest.raises(ProfileError) as caught:
+        profile_from_data(variant(name="My Site!"))
+    assert caught.value.problems == [
+        "<string>: name: 'My Site!' is not a valid name (use lower-case letters, digits, '-' "
+        "and '_', starting with a letter or digit)"
+    ]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    data = variant(captcha__capture="x", form__input="", format__length=[9, 2], extra=1)
+    assert problems(data) == [
+        "p/shop.yaml: captcha.capture: 'x' is not one of auto, src, data-uri, canvas, background, "
+        "screenshot (use one of them)",
+        "p/shop.yaml: form.input: is empty (give a CSS selector, or remove the key if it is optional)",
+        "p/shop.yaml: format.length: min 9 is greater than max 2 (write [2, 9])",
+        "p/shop.yaml: extra: unknown key (remove it; allowed here: name, url, description, "
+        "captcha, form, format, model, synthetic)",
+    ]
+
+
+def test_top_level_must_be_a_mapping() -> None:
+    assert problems(["a", "b"]) == [
+        "p/shop.yaml: (top level): expected a mapping of keys, got a list (start the file with "
+        "keys such as name:, url:, captcha:, form:, format:)"
+    ]
+
+
+def test_broken_yaml_names_line_and_column() -> None:
+    text = "url: http://x/\ncaptcha:\n  selector: [img\nform: {}\n"
+    with pytest.raises(ProfileError) as caught:
+        load_profile_text(text, "p/shop.yaml")
+    (line,) = caught.value.problems
+    assert line.startswith("p/shop.yaml: line 4, column 5: invalid YAML: ")
+    assert line.endswith("(check the indentation, and quote values that contain ': ' "
+                         "or start with a symbol)")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ProfileNotFoundError) as caught:
+        load_profile(tmp_path / "none.yaml")
+    assert str(caught.value) == (f"{tmp_path / 'none.yaml'}: (file): no such file (check the "
+                                 "path, or list profiles with `solver profiles list`)")
+
+
+def test_font_paths_resolve_next_to_the_profile(tmp_path: Path) -> None:
+    import captcha
+
+    font = Path(captcha.__file__).parent / "data" / "DroidSansMono.ttf"
+    (tmp_path / "fonts").mkdir()
+    (tmp_path / "fonts" / "a.ttf").write_bytes(font.read_bytes())
+    path = tmp_path / "shop.yaml"
+    path.write_text(yaml.safe_dump(variant(synthetic={"fonts": ["fonts/a.ttf"]})))
+    assert load_profile(path).synthetic.fonts == ("fonts/a.ttf",)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_profiles_round_trip(path: Path, tmp_path: Path) -> None:
+    profile = load_profile(path)
+    again = tmp_path / path.name
+    again.write_text(profile.to_yaml())
+    reloaded = load_profile(again)
+    assert reloaded.to_dict() == profile.to_dict()
+    assert reloaded.fingerprint() == profile.fingerprint()
+
+
+def test_fingerprint_follows_what_a_model_depends_on() -> None:
+    base = profile_from_data(GOOD, "p/shop.yaml")
+    assert base.fingerprint() == base.with_url("http://other/").fingerprint()
+    changed = profile_from_data(variant(format__charset="0123456789X"), "p/shop.yaml")
+    assert changed.fingerprint() != base.fingerprint()
+
+
+def test_format_helpers() -> None:
+    fmt = profile_from_data(variant(format__charset="ABC123", format__case_sensitive=False),
+                            "p/shop.yaml").format
+    assert fmt.normalise("ab12") == "AB12"
+    assert fmt.label_problem("ab12") is None
+    assert fmt.label_problem("AB1") == "'AB1' has 3 characters, expected 4 to 6"
+    assert fmt.label_problem("AB1Z9") == "'AB1Z9' has characters outside the charset: 9Z"
+
+
+def test_schema_accepts_shipped_profiles_and_rejects_bad_ones() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = profile_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in SHIPPED:
+        data = yaml.safe_load(path.read_text())
+        assert list(validator.iter_errors(data)) == [], path
+    assert list(validator.iter_errors(variant(format__length=3))) == []
+    assert list(validator.iter_errors(variant(captcha__captur="x")))
+    assert list(validator.iter_errors(variant(format__length=[1, 2, 3])))
+
+
+class TestRegistry:
+    def write(self, folder: Path, name: str, suffix: str = ".yaml") -> Path:
+        path = folder / f"{name}{suffix}"
+        path.write_text(yaml.safe_dump(variant(name=name)))
+        return path
+
+    def test_lists_and_loads_by_name_and_by_path(self, tmp_path: Path) -> None:
+        self.write(tmp_path, "alpha")
+        beta = self.write(tmp_path, "beta", ".yml")
+        (tmp_path / "notes.txt").write_text("not a profile")
+        registry = ProfileRegistry(tmp_path)
+        assert registry.names() == ["alpha", "beta"]
+        assert registry.load("alpha").name == "alpha"
+        assert registry.load(str(beta)).name == "beta"
+
+    def test_unknown_name_lists_the_available_ones(self, tmp_path: Path) -> None:
+        self.write(tmp_path, "example")
+        self.write(tmp_path, "digits")
+        with pytest.raises(ProfileNotFoundError) as caught:
+            ProfileRegistry(tmp_path).load("exampel")
+        assert str(caught.value) == (
+            f"{tmp_path}: exampel: no profile of that name (did you mean 'example'? available: "
+            "digits, example; or pass a path to a .yaml file, or choose the folder with "
+            "--profiles-dir or $SOLVER_PROFILES_DIR)"
+        )
+
+    def test_folder_comes_from_the_environment(self, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+        self.write(tmp_path, "gamma")
+        monkeypatch.setenv("SOLVER_PROFILES_DIR", str(tmp_path))
+        assert ProfileRegistry().names() == ["gamma"]
+        assert ProfileRegistry(tmp_path / "elsewhere").names() == []
+
+    def test_same_name_twice_warns_and_keeps_the_first(self, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+        self.write(tmp_path, "twin")
+        self.write(tmp_path, "twin", ".yml")
+        assert ProfileRegistry(tmp_path).paths()["twin"].suffix == ".yaml"
+        assert "profile 'twin' is defined twice" in caplog.text
+
+
+def test_shipped_example_is_a_site_profile() -> None:
+    profile = load_profile(ROOT / "site_profiles" / "example.yaml")
+    assert isinstance(profile, SiteProfile)
+    assert profile.source == ROOT / "site_profiles" / "example.yaml"
