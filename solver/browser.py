@@ -162,12 +162,16 @@ def install(timeout: float = 600.0, report=print) -> BrowserChoice:  # type: ign
         return choice
     apt = shutil.which("apt-get")
     if apt and hasattr(os, "geteuid") and os.geteuid() == 0:
-        report("Installing Debian's chromium (apt-get install -y chromium)...")
-        subprocess.run([apt, "update", "-qq"], check=False, timeout=timeout)
-        subprocess.run([apt, "install", "-y", "-qq", "chromium"], check=False, timeout=timeout,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        report("Installing Debian's chromium (apt-get update; apt-get install -y chromium)...")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        output = ""
+        for step in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "chromium"]):
+            done = subprocess.run(step, timeout=timeout, capture_output=True, text=True, env=env)
+            output += done.stdout + done.stderr
         if find_system_chromium():
             return current_choice()
+        report("  apt-get did not install chromium; its last lines:\n    "
+               + "\n    ".join(output.strip().splitlines()[-5:]))
     raise BrowserNotFoundError(
         "could not get a Chromium: Playwright's download failed and no system Chromium is "
         "installed (install your system's chromium package, e.g. `sudo apt-get install -y "

@@ -15,17 +15,23 @@ from __future__ import annotations
 
 import io
 import os
+import random
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from captcha.image import ImageCaptcha
+from captcha.image import ImageCaptcha, random_color
+from PIL.ImageFilter import SMOOTH
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
     from solver.profiles import SyntheticSection
+
+
+ColorTuple = tuple[int, int, int] | tuple[int, int, int, int]
 
 
 class _TunableCaptcha(ImageCaptcha):
@@ -37,13 +43,8 @@ class _TunableCaptcha(ImageCaptcha):
         self._noise_dots = noise_dots
         self._noise_curves = noise_curves
 
-    def generate_image(self, chars: str, bg_color=None, fg_color=None):  # type: ignore[no-untyped-def]
-        from PIL.ImageFilter import SMOOTH
-
-        from captcha.image import random_color
-
-        import secrets
-
+    def generate_image(self, chars: str, bg_color: ColorTuple | None = None,
+                       fg_color: ColorTuple | None = None) -> Image:
         background = bg_color or random_color(238, 255)
         color = fg_color or random_color(10, 200, secrets.randbelow(36) + 220)
         image = self.create_captcha_image(chars, color, background)
@@ -99,7 +100,8 @@ class CaptchaDrawer:
         return buffer.getvalue()
 
 
-def random_text(rng, charset: Sequence[str], min_length: int, max_length: int) -> str:  # type: ignore[no-untyped-def]
+def random_text(rng: random.Random, charset: Sequence[str], min_length: int,
+                max_length: int) -> str:
     """A random answer: length uniform in [min, max], characters uniform in charset."""
     length = rng.randint(min_length, max_length)
     return "".join(rng.choice(charset) for _ in range(length))

@@ -84,7 +84,8 @@ def wait_for_captcha(page: Page, profile: SiteProfile,
             f"{page.url}: captcha.selector {selector!r} matched nothing visible within "
             f"{timeout_ms / 1000:.0f} s (check the selector in the profile: {error.__class__.__name__})"
         ) from None
-    assert element is not None  # wait_for_selector with state="visible" returns the element
+    if element is None:  # only possible for state="hidden"/"detached"; kept for type checkers
+        raise CaptchaNotFoundError(f"{page.url}: captcha.selector {selector!r} matched nothing")
     try:
         kind = frame.wait_for_function(LOADED_JS, arg=element, timeout=timeout_ms).json_value()
     except Exception as error:

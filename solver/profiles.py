@@ -334,7 +334,6 @@ _TYPE_NAMES = {
     "model_attributes_type": ("a mapping of keys", "indent the keys under it, one per line"),
     "dict_type": ("a mapping of keys", "indent the keys under it, one per line"),
     "tuple_type": ("a list", "write a YAML list such as [42, 50]"),
-    "literal_error": (None, None),
 }
 
 
