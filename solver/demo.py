@@ -70,7 +70,7 @@ def run_demo(style: str = "example", port: int = 0, headed: bool = False,
              seed: int | None = None) -> DemoReport:
     from playwright.sync_api import sync_playwright
 
-    from solver.browser import choose_browser
+    from solver.browser import choose_browser, launch_chromium
     from solver.page import captcha_size, wait_for_captcha
 
     report = DemoReport()
@@ -90,9 +90,8 @@ def run_demo(style: str = "example", port: int = 0, headed: bool = False,
         report.url = profile.url
         lap("site start")
         with sync_playwright() as playwright:
-            choice = choose_browser(playwright.chromium.executable_path)
-            report.browser = choice.describe()
-            browser = playwright.chromium.launch(headless=not headed, **choice.launch_options())
+            report.browser = choose_browser(playwright.chromium.executable_path).describe()
+            browser = launch_chromium(playwright, headless=not headed)
             page = browser.new_page()
             lap("browser start")
             page.goto(profile.url)

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import base64
 import html
+import inspect
 import logging
 import random
 import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -84,12 +86,12 @@ class CaptchaSite:
         self.app = Starlette(routes=[
             Route("/", self._index),
             Route("/healthz", self._health),
-            Route("/{style}/", self._page),
-            Route("/{style}", self._slash),
-            Route("/{style}/login", self._login, methods=["POST"]),
-            Route("/{style}/captcha.png", self._captcha_png),
-            Route("/{style}/captcha.b64", self._captcha_b64),
-            Route("/{style}/frame", self._frame),
+            Route("/{style}/", self._per_style(self._page)),
+            Route("/{style}", self._per_style(self._slash)),
+            Route("/{style}/login", self._per_style(self._login), methods=["POST"]),
+            Route("/{style}/captcha.png", self._per_style(self._captcha_png)),
+            Route("/{style}/captcha.b64", self._per_style(self._captcha_b64)),
+            Route("/{style}/frame", self._per_style(self._frame)),
         ])
 
     # ----------------------------------------------------------- for tests
@@ -106,9 +108,6 @@ class CaptchaSite:
             return self._challenges.get((session_id, style))
 
     # ----------------------------------------------------------- internals
-
-    def _style(self, request: Request) -> Style | None:
-        return self.styles.get(request.path_params["style"])
 
     def _issue(self, session_id: str, style: Style) -> Challenge:
         with self._lock:
@@ -136,11 +135,26 @@ class CaptchaSite:
             return session_id, False
         return secrets.token_urlsafe(18), True
 
-    @staticmethod
-    def _with_session(response: Response, session_id: str, new: bool) -> Response:
-        if new:
-            response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="lax", path="/")
-        return response
+    def _per_style(self, handler: Callable[..., Any]) -> Callable[[Request], Awaitable[Response]]:
+        """An endpoint for ``/{style}/...``: 404 for unknown styles, a session cookie for
+        new visitors; ``handler(request, style, session_id)`` does the rest (a sync one
+        in the threadpool, since drawing a captcha takes a few milliseconds of CPU)."""
+
+        async def endpoint(request: Request) -> Response:
+            style = self.styles.get(request.path_params["style"])
+            if style is None:
+                return self._not_found()
+            session_id, new = self._session(request)
+            if inspect.iscoroutinefunction(handler):
+                response = await handler(request, style, session_id)
+            else:
+                response = await run_in_threadpool(handler, request, style, session_id)
+            if new:
+                response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="lax",
+                                    path="/")
+            return response
+
+        return endpoint
 
     def _not_found(self) -> Response:
         links = "".join(f'<li><a href="/{name}/">{name}</a></li>' for name in self.styles)
@@ -160,23 +174,13 @@ class CaptchaSite:
         return HTMLResponse(f"<!doctype html><html><head><title>Local captcha site</title></head>"
                             f"<body><h1>Local captcha site</h1><ul>{items}</ul></body></html>")
 
-    def _slash(self, request: Request) -> Response:
-        if self._style(request) is None:
-            return self._not_found()
-        return RedirectResponse(f"/{request.path_params['style']}/", status_code=308)
+    def _slash(self, request: Request, style: Style, session_id: str) -> Response:
+        return RedirectResponse(f"/{style.name}/", status_code=308)
 
-    def _page(self, request: Request) -> Response:
-        style = self._style(request)
-        if style is None:
-            return self._not_found()
-        session_id, new = self._session(request)
-        return self._with_session(self._render(style, session_id, flash=""), session_id, new)
+    def _page(self, request: Request, style: Style, session_id: str) -> Response:
+        return self._render(style, session_id, flash="")
 
-    async def _login(self, request: Request) -> Response:
-        style = self._style(request)
-        if style is None:
-            return self._not_found()
-        session_id, new = self._session(request)
+    async def _login(self, request: Request, style: Style, session_id: str) -> Response:
         # a login form is tiny: read it with a limit and parse it by hand rather
         # than pull in a multipart parser
         chunks, size = [], 0
@@ -188,8 +192,7 @@ class CaptchaSite:
         fields = parse_qs(b"".join(chunks).decode("utf-8", "replace"), keep_blank_values=True)
         given = (fields.get("captcha") or [""])[0]
         user = (fields.get("username") or [""])[0].strip() or "guest"
-        response = await run_in_threadpool(self._check, style, session_id, given, user)
-        return self._with_session(response, session_id, new)
+        return await run_in_threadpool(self._check, style, session_id, given, user)
 
     def _check(self, style: Style, session_id: str, given: str, user: str) -> Response:
         challenge = self._take(session_id, style)
@@ -213,34 +216,21 @@ class CaptchaSite:
         logger.info("style %s: answer %s", style.name, outcome)
         return self._render(style, session_id, flash)
 
-    def _captcha_png(self, request: Request) -> Response:
-        style = self._style(request)
-        if style is None:
-            return self._not_found()
-        session_id, new = self._session(request)
+    def _captcha_png(self, request: Request, style: Style, session_id: str) -> Response:
         challenge = self._issue(session_id, style)
-        response = Response(challenge.png, media_type="image/png", headers=NO_STORE)
-        return self._with_session(response, session_id, new)
+        return Response(challenge.png, media_type="image/png", headers=NO_STORE)
 
-    def _captcha_b64(self, request: Request) -> Response:
-        style = self._style(request)
-        if style is None:
-            return self._not_found()
-        session_id, new = self._session(request)
+    def _captcha_b64(self, request: Request, style: Style, session_id: str) -> Response:
         challenge = self._issue(session_id, style)
         text = "data:image/png;base64," + base64.b64encode(challenge.png).decode("ascii")
-        return self._with_session(PlainTextResponse(text, headers=NO_STORE), session_id, new)
+        return PlainTextResponse(text, headers=NO_STORE)
 
-    def _frame(self, request: Request) -> Response:
-        style = self._style(request)
-        if style is None:
-            return self._not_found()
-        session_id, new = self._session(request)
+    def _frame(self, request: Request, style: Style, session_id: str) -> Response:
         body = (f'<!doctype html><html><head><style>body{{margin:0}}a{{font:13px sans-serif}}'
                 f'</style></head><body>{_img(style)}<br>'
                 f'<a id="captcha-refresh" href="#">New captcha</a>'
                 f'<script>{_script(style, in_frame=True)}</script></body></html>')
-        return self._with_session(HTMLResponse(body, headers=NO_STORE), session_id, new)
+        return HTMLResponse(body, headers=NO_STORE)
 
     def _render(self, style: Style, session_id: str, flash: str) -> Response:
         if style.variant == "data-uri":
