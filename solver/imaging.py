@@ -1,0 +1,136 @@
+"""Captcha images: bytes or files to arrays, with limits, and a model's input.
+
+Limits guard against what a page or an API client can send: a file that is
+not an image, too many bytes, or a small file that decodes to a huge picture.
+The header is read before any pixel is decoded.
+
+    >>> from solver.drawing import CaptchaDrawer
+    >>> image = decode_image(CaptchaDrawer(width=160, height=60).png("AB12"))
+    >>> image.shape, image.dtype.name
+    ((60, 160, 3), 'uint8')
+    >>> to_model_input(image, height=32, width=96, channels=1).shape
+    (32, 96, 1)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from solver.errors import SolverError
+
+MAX_IMAGE_BYTES = 8 * 1024 * 1024
+MAX_SIDE = 4096
+MAX_PIXELS = 4096 * 1024
+
+
+class ImageError(SolverError):
+    """Bytes that are not a usable captcha image."""
+
+
+def _describe(data: bytes) -> str:
+    head = data[:12]
+    return f"{len(data)} bytes starting with {head!r}"
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the header, without decoding pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # the size is checked by the caller, against tighter limits
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except Image.DecompressionBombError:
+        raise ImageError(f"the image is far too large for a captcha ({_describe(data)}; "
+                         "crop it to the captcha)") from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise ImageError(f"not an image: {_describe(data)} (send PNG, JPEG, GIF, BMP or WebP "
+                         "bytes; a page's HTML or an error message is not a captcha)") from None
+
+
+def decode_image(data: bytes, source: str = "image") -> np.ndarray:
+    """Decode image bytes to an RGB ``uint8`` array of shape (height, width, 3).
+
+    Transparent pixels are laid over white, as a page shows them.
+    """
+    if not data:
+        raise ImageError(f"{source}: empty (0 bytes); the captcha was not loaded yet?")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageError(f"{source}: {len(data)} bytes is more than the {MAX_IMAGE_BYTES} allowed "
+                         "for one captcha (is this really a captcha image?)")
+    width, height = image_size(data)
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise ImageError(f"{source}: {width}x{height} pixels is too large for a captcha (at most "
+                         f"{MAX_SIDE} a side and {MAX_PIXELS} pixels; crop it to the captcha)")
+    if width == 0 or height == 0:
+        raise ImageError(f"{source}: the image is empty ({width}x{height} pixels)")
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None:  # formats OpenCV does not read (GIF): let Pillow do it
+        array = _decode_with_pillow(data, source)
+    else:
+        array = _to_rgb(array)
+    return array
+
+
+def _decode_with_pillow(data: bytes, source: str) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            rgba = np.asarray(image.convert("RGBA"))
+    except (OSError, ValueError) as error:
+        raise ImageError(f"{source}: the image is corrupt ({error}); grab it again") from None
+    return _over_white(rgba)
+
+
+def _to_rgb(array: np.ndarray) -> np.ndarray:
+    if array.dtype != np.uint8:  # 16-bit PNGs
+        array = (array / 257).astype(np.uint8)
+    if array.ndim == 2:
+        return cv2.cvtColor(array, cv2.COLOR_GRAY2RGB)
+    if array.shape[2] == 4:
+        return _over_white(cv2.cvtColor(array, cv2.COLOR_BGRA2RGBA))
+    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+
+
+def _over_white(rgba: np.ndarray) -> np.ndarray:
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+    return np.rint(rgb).astype(np.uint8)
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image file to an RGB array, with the same limits as :func:`decode_image`."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise ImageError(f"{path}: {size} bytes is more than the {MAX_IMAGE_BYTES} allowed "
+                             "for one captcha (is this really a captcha image?)")
+        data = path.read_bytes()
+    except OSError as error:
+        raise ImageError(f"{path}: cannot read it ({error.strerror})") from None
+    return decode_image(data, source=str(path))
+
+
+def to_model_input(image: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
+    """Resize an RGB ``uint8`` image to a model's input: float32 in [0, 1], (H, W, C)."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ImageError(f"expected an RGB image of shape (height, width, 3), got {image.shape}")
+    if channels == 1:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    elif channels != 3:
+        raise ValueError(f"channels must be 1 or 3, not {channels}")
+    if image.shape[:2] != (height, width):
+        shrinking = image.shape[0] > height or image.shape[1] > width
+        image = cv2.resize(image, (width, height),
+                           interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    array = image.astype(np.float32) / 255.0
+    return array.reshape(height, width, channels)

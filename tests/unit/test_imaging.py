@@ -1,0 +1,94 @@
+"""Image decoding with limits, transparency, and a model's input."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from solver.drawing import CaptchaDrawer
+from solver.imaging import ImageError, decode_image, read_image, to_model_input
+
+
+def encode(array: np.ndarray, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_png_jpeg_gif_decode_to_rgb() -> None:
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[..., 0] = 200  # red
+    for fmt in ("PNG", "BMP", "GIF", "JPEG", "WEBP"):
+        image = decode_image(encode(rgb, fmt))
+        assert image.shape == (20, 30, 3), fmt
+        assert abs(int(image[5, 5, 0]) - 200) < 8 and image[5, 5, 2] < 8, fmt
+
+
+def test_transparent_pixels_lie_over_white() -> None:
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[0, 0] = (0, 0, 0, 255)
+    image = decode_image(encode(rgba, "PNG"))
+    assert image[0, 0].tolist() == [0, 0, 0]
+    assert image[3, 3].tolist() == [255, 255, 255]
+
+
+def test_not_an_image_is_explained() -> None:
+    with pytest.raises(ImageError) as caught:
+        decode_image(b"<html>Forbidden</html>")
+    assert str(caught.value) == (
+        "not an image: 22 bytes starting with b'<html>Forbid' (send PNG, JPEG, GIF, BMP or "
+        "WebP bytes; a page's HTML or an error message is not a captcha)")
+    with pytest.raises(ImageError, match="empty"):
+        decode_image(b"")
+
+
+def huge_png(width: int, height: int) -> bytes:
+    """A valid PNG of a huge, blank picture that compresses to a few kilobytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    raw = zlib.compress(b"\x00" * (width + 1) * height, 9)
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_refused_before_decoding() -> None:
+    data = huge_png(10_000, 5_000)
+    assert len(data) < 200_000
+    with pytest.raises(ImageError) as caught:
+        decode_image(data, source="upload")
+    assert str(caught.value) == ("upload: 10000x5000 pixels is too large for a captcha (at most "
+                                 "4096 a side and 4194304 pixels; crop it to the captcha)")
+
+
+def test_pillow_sized_bombs_are_refused_too() -> None:
+    with pytest.raises(ImageError, match="too large for a captcha"):
+        decode_image(huge_png(12_000, 12_000))  # 144 MP: past Pillow's warning threshold
+    with pytest.raises(ImageError, match="far too large for a captcha"):
+        decode_image(huge_png(20_000, 20_000))  # 400 MP: Pillow refuses it outright
+
+
+def test_truncated_image_is_an_error(tmp_path: Path) -> None:
+    data = CaptchaDrawer().png("AB12")
+    path = tmp_path / "cut.png"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError, match="cut.png"):
+        read_image(path)
+
+
+def test_model_input_shapes_and_range() -> None:
+    image = decode_image(CaptchaDrawer(width=160, height=60).png("Q7X9"))
+    gray = to_model_input(image, height=32, width=128, channels=1)
+    assert gray.shape == (32, 128, 1) and gray.dtype == np.float32
+    assert 0.0 <= gray.min() < gray.max() <= 1.0
+    color = to_model_input(image, height=60, width=160, channels=3)
+    assert np.allclose(color * 255, image, atol=0.5)
+    expected = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    assert np.allclose(to_model_input(image, 60, 160, 1)[..., 0] * 255, expected, atol=0.5)
