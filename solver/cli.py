@@ -137,6 +137,58 @@ def cmd_browser_install(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------- dataset
+
+
+def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from solver.dataset import DatasetStore
+    from solver.profiles import ProfileRegistry
+
+    profile = ProfileRegistry(args.profiles_dir).load(args.site)
+    root = Path(args.data or Path("data") / profile.name)
+    fmt = profile.format
+    return DatasetStore(root, fmt.charset, fmt.length, fmt.case_sensitive)
+
+
+def cmd_dataset_stats(args: argparse.Namespace) -> int:
+    from solver.dataset import label_counts
+
+    store = _store(args)
+    stats = store.stats()
+    print(f"{store.root}: {stats['images']} images, {stats['labelled']} labelled "
+          f"({stats['verified']} verified by the site), {stats['unlabelled']} unlabelled")
+    counts = label_counts(store.samples())
+    if counts:
+        print("characters: " + " ".join(f"{ch}:{n}" for ch, n in sorted(counts.items())))
+    return 0
+
+
+def cmd_dataset_import(args: argparse.Namespace) -> int:
+    store = _store(args)
+    counts = store.import_folder(args.folder, source=args.source, verified=args.verified,
+                                 force=args.force)
+    print(f"{store.root}: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    return 1 if counts["refused"] or counts["conflicts"] else 0
+
+
+def cmd_dataset_export(args: argparse.Namespace) -> int:
+    store = _store(args)
+    count = store.export(args.out, layout=args.layout, verified_only=args.verified_only)
+    print(f"{count} labelled images written to {args.out} ({args.layout} layout)")
+    return 0
+
+
+def cmd_dataset_split(args: argparse.Namespace) -> int:
+    from solver.dataset import write_split
+
+    store = _store(args)
+    train, test = write_split(store.samples(args.verified_only), args.out, args.test, args.seed)
+    print(f"train: {train} ({sum(1 for _ in train.joinpath('labels.csv').open()) - 1} images); "
+          f"test: {test} ({sum(1 for _ in test.joinpath('labels.csv').open()) - 1} images); "
+          f"seed {args.seed}")
+    return 0
+
+
 # --------------------------------------------------------------------- demo
 
 
@@ -208,6 +260,38 @@ def build_parser() -> argparse.ArgumentParser:
         "install", help="get a Chromium: Playwright's, else a system one (apt-get as root)")
     install.add_argument("--timeout", type=float, default=600, help="seconds per download step")
     install.set_defaults(func=cmd_browser_install)
+
+    dataset = verbs.add_parser("dataset", help="stats, import, export and split a site's dataset")
+    dataset_verbs = dataset.add_subparsers(dest="action", metavar="ACTION", required=True)
+    site_data = argparse.ArgumentParser(add_help=False, parents=[profiles_dir])
+    site_data.add_argument("--site", required=True, metavar="NAME",
+                           help="profile name (its format checks the labels), or a .yaml path")
+    site_data.add_argument("--data", metavar="DIR", help="dataset folder (default: data/NAME)")
+    stats = dataset_verbs.add_parser("stats", parents=[site_data], help="counts and characters")
+    stats.set_defaults(func=cmd_dataset_stats)
+    imports = dataset_verbs.add_parser(
+        "import", parents=[site_data],
+        help="add a labels.csv folder or a label-in-file-name folder")
+    imports.add_argument("folder", metavar="FOLDER")
+    imports.add_argument("--source", default="import", help="recorded as the labels' source")
+    imports.add_argument("--verified", action="store_true", help="mark the labels as verified")
+    imports.add_argument("--force", action="store_true", help="replace labels that differ")
+    imports.set_defaults(func=cmd_dataset_import)
+    export = dataset_verbs.add_parser("export", parents=[site_data],
+                                      help="write the labelled images to a folder")
+    export.add_argument("out", metavar="OUT")
+    export.add_argument("--layout", choices=("csv", "names"), default="csv",
+                        help="csv: images + labels.csv; names: images named by their label")
+    export.add_argument("--verified-only", action="store_true")
+    export.set_defaults(func=cmd_dataset_export)
+    split = dataset_verbs.add_parser(
+        "split", parents=[site_data],
+        help="seeded train/test split as two labelled folders (OUT/train, OUT/test)")
+    split.add_argument("--out", required=True, metavar="DIR")
+    split.add_argument("--test", type=float, default=0.2, help="test fraction (default 0.2)")
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--verified-only", action="store_true")
+    split.set_defaults(func=cmd_dataset_split)
 
     demo = verbs.add_parser("demo", parents=[profiles_dir, models_dir],
                             help="run the local site and drive it in a real browser")

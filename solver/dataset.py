@@ -16,13 +16,19 @@ counts and examples, never dropped silently.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import logging
 import os
+import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from solver.errors import SolverError
+
+logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 MANIFEST = "labels.csv"
@@ -121,3 +127,322 @@ def check_labels(samples: list[Sample], charset: str, min_length: int, max_lengt
 def label_counts(samples: list[Sample]) -> Counter[str]:
     """How often each character appears across the labels."""
     return Counter(ch for sample in samples for ch in sample.label)
+
+
+# ---------------------------------------------------------------------------
+# the project's own dataset folder
+
+MANIFEST_COLUMNS = ("file", "label", "source", "verified", "when")
+_SUFFIX_OF_FORMAT = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp"}
+
+
+class LabelConflictError(DatasetError):
+    """A label would replace a different one without ``force``."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of a dataset's manifest."""
+
+    file: str
+    label: str = ""
+    source: str = ""
+    verified: bool = False
+    when: str = ""
+
+
+@dataclass(frozen=True)
+class Added:
+    """What :meth:`DatasetStore.add` did with an image."""
+
+    entry: Entry
+    new: bool  # False: the same image was already there
+
+
+class DatasetStore:
+    """A dataset folder: images named by content hash, and ``labels.csv``.
+
+    Every change writes the image first, then rewrites the manifest atomically
+    (write a temporary file, then rename), so an interruption at any moment
+    loses nothing: an image on disk that the manifest does not list yet is
+    picked up, unlabelled, the next time the store opens. The same image is
+    stored once. A label never replaces a different one without ``force``.
+
+        store = DatasetStore("data/example")
+        store.add(png_bytes, label="7K2Q", source="site", verified=True)
+    """
+
+    def __init__(self, root: str | os.PathLike[str], charset: str | None = None,
+                 length: tuple[int, int] | None = None, case_sensitive: bool = True) -> None:
+        import threading
+
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.manifest = self.root / MANIFEST
+        self._format = (charset, length, case_sensitive)
+        self._lock = threading.RLock()
+        self._entries: dict[str, Entry] = {}
+        self._batching = 0
+        self._dirty = False
+        self._flushed_at = 0.0
+        self._load()
+
+    # -- reading
+
+    def _load(self) -> None:
+        for leftover in self.root.glob(".*.tmp"):  # from a write interrupted before its rename
+            leftover.unlink(missing_ok=True)
+        if self.manifest.is_file():
+            with self.manifest.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                if reader.fieldnames is None or "file" not in reader.fieldnames:
+                    raise DatasetError(f"{self.manifest}: not a dataset manifest (its header must "
+                                       f"be {','.join(MANIFEST_COLUMNS)}); move it away")
+                for row in reader:
+                    self._entries[row["file"]] = Entry(
+                        file=row["file"], label=row.get("label") or "",
+                        source=row.get("source") or "",
+                        verified=(row.get("verified") or "").lower() == "true",
+                        when=row.get("when") or "")
+        listed = set(self._entries)
+        stray = [path.name for path in sorted(self.root.iterdir())
+                 if path.suffix.lower() in IMAGE_SUFFIXES and path.name not in listed]
+        for name in stray:  # written just before an interruption: keep it, unlabelled
+            self._entries[name] = Entry(file=name, source="recovered", when=_now())
+        gone = [name for name in listed if not (self.root / name).is_file()]
+        if gone:
+            logger.warning("%s: %d images listed in %s are missing; dropping their rows",
+                           self.root, len(gone), MANIFEST)
+            for name in gone:
+                del self._entries[name]
+        if stray or gone:
+            self._write_manifest()
+
+    def entries(self) -> list[Entry]:
+        with self._lock:
+            return list(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, file: str) -> Entry | None:
+        return self._entries.get(file)
+
+    def samples(self, verified_only: bool = False) -> list[Sample]:
+        """The labelled images, as training samples."""
+        return [Sample(self.root / e.file, e.label) for e in self.entries()
+                if e.label and (e.verified or not verified_only)]
+
+    def stats(self) -> dict[str, int]:
+        entries = self.entries()
+        return {"images": len(entries),
+                "labelled": sum(bool(e.label) for e in entries),
+                "verified": sum(e.verified for e in entries),
+                "unlabelled": sum(not e.label for e in entries)}
+
+    # -- writing
+
+    def add(self, data: bytes, label: str | None = None, source: str = "collect",
+            verified: bool = False, force: bool = False) -> Added:
+        """Store an image (once) and, if given, its label."""
+        import hashlib
+
+        from solver.imaging import decode_image
+
+        decode_image(data, source="image")  # refuse what is not a usable image, before storing
+        name = hashlib.sha256(data).hexdigest()[:24] + _suffix_of(data)
+        with self._lock:
+            existing = self._entries.get(name)
+            if existing is None:
+                _write_atomically(self.root / name, data)
+                entry = Entry(file=name, source=source, when=_now())
+                self._entries[name] = entry
+                if label is None:
+                    self._write_manifest()
+                    return Added(entry, new=True)
+            if label is None:
+                return Added(self._entries[name], new=False)
+            entry = self.set_label(name, label, source=source, verified=verified, force=force)
+            return Added(entry, new=existing is None)
+
+    def set_label(self, file: str, label: str, source: str = "hand", verified: bool = False,
+                  force: bool = False) -> Entry:
+        """Label an image; a different existing label stays unless ``force``."""
+        label = self._checked(label, file)
+        with self._lock:
+            entry = self._entries.get(file)
+            if entry is None:
+                raise DatasetError(f"{self.root}: no image {file!r} in this dataset")
+            if entry.label and entry.label != label and not force:
+                raise LabelConflictError(
+                    f"{self.root / file}: already labelled {entry.label!r} (by {entry.source or 'unknown'}); "
+                    f"not replacing it with {label!r} (pass --force to replace labels)")
+            if entry.label == label and entry.verified and not verified:
+                return entry  # an unverified suggestion never downgrades a verified label
+            updated = Entry(file=file, label=label, source=source,
+                            verified=verified or (entry.verified and entry.label == label),
+                            when=_now())
+            self._entries[file] = updated
+            self._write_manifest()
+            return updated
+
+    def _checked(self, label: str, file: str) -> str:
+        charset, length, case_sensitive = self._format
+        if charset is None:
+            return label
+        low, high = length or (1, 32)
+        report = check_labels([Sample(self.root / file, label)], charset, low, high, case_sensitive)
+        if not report.kept:
+            reason = next(iter(report.refused))
+            raise DatasetError(f"{file}: label {label!r} refused: {reason} (the profile allows "
+                               f"{low}..{high} characters of {charset!r})")
+        return report.kept[0].label
+
+    @contextlib.contextmanager
+    def batch(self, flush_seconds: float = 1.0) -> Iterator[DatasetStore]:
+        """Many changes with the manifest rewritten at most every ``flush_seconds`` and at the end.
+
+        Images are still written before their rows; an interruption loses at most
+        the last ``flush_seconds`` of labels, and repeating an import restores them.
+        """
+        with self._lock:
+            self._batching += 1
+            self._flush_every = flush_seconds
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._batching -= 1
+                if not self._batching and self._dirty:
+                    self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        if self._batching and time.monotonic() - self._flushed_at < self._flush_every:
+            self._dirty = True
+            return
+        self._dirty = False
+        self._flushed_at = time.monotonic()
+        self._rewrite_manifest()
+
+    def _rewrite_manifest(self) -> None:
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(MANIFEST_COLUMNS)
+        for entry in self._entries.values():
+            writer.writerow([entry.file, entry.label, entry.source,
+                             "true" if entry.verified else "false", entry.when])
+        _write_atomically(self.manifest, buffer.getvalue().encode("utf-8"))
+
+    # -- chores
+
+    def import_folder(self, folder: str | os.PathLike[str], source: str = "import",
+                      verified: bool = False, force: bool = False) -> dict[str, int]:
+        """Copy a labelled folder (labels.csv or label-in-file-name) into this dataset."""
+        counts = {"added": 0, "duplicates": 0, "conflicts": 0, "refused": 0}
+        with self.batch():
+            self._import(read_labelled_folder(folder), counts, source, verified, force)
+        return counts
+
+    def _import(self, samples: list[Sample], counts: dict[str, int], source: str,
+                verified: bool, force: bool) -> None:
+        for sample in samples:
+            try:
+                added = self.add(sample.path.read_bytes(), sample.label or None, source=source,
+                                 verified=verified, force=force)
+            except LabelConflictError as error:
+                counts["conflicts"] += 1
+                logger.warning("%s", error)
+                continue
+            except SolverError as error:
+                counts["refused"] += 1
+                logger.warning("%s: %s", sample.path, error)
+                continue
+            counts["added" if added.new else "duplicates"] += 1
+
+    def export(self, folder: str | os.PathLike[str], layout: str = "csv",
+               verified_only: bool = False) -> int:
+        """Write the labelled images to ``folder``: with a labels.csv, or named by label."""
+        import shutil
+
+        target = Path(folder)
+        target.mkdir(parents=True, exist_ok=True)
+        samples = self.samples(verified_only)
+        if layout == "names":
+            seen: Counter[str] = Counter()
+            for sample in samples:
+                seen[sample.label] += 1
+                name = sample.label if seen[sample.label] == 1 else f"{sample.label}_{seen[sample.label]}"
+                shutil.copyfile(sample.path, target / (name + sample.path.suffix))
+        elif layout == "csv":
+            rows = ["file,label"]
+            for sample in samples:
+                shutil.copyfile(sample.path, target / sample.path.name)
+                rows.append(f"{sample.path.name},{sample.label}")
+            _write_atomically(target / MANIFEST, ("\n".join(rows) + "\n").encode())
+        else:
+            raise DatasetError(f"unknown layout {layout!r} (use csv or names)")
+        return len(samples)
+
+
+def split_samples(samples: list[Sample], test_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """A seeded split into (train, test); the same seed and files give the same split."""
+    import random
+
+    if not 0.0 < test_fraction < 1.0:
+        raise DatasetError(f"test fraction {test_fraction} must be between 0 and 1 (e.g. 0.2)")
+    ordered = sorted(samples, key=lambda s: s.path.name)
+    random.Random(seed).shuffle(ordered)
+    cut = round(len(ordered) * test_fraction)
+    return ordered[cut:], ordered[:cut]
+
+
+def write_split(samples: list[Sample], out: str | os.PathLike[str], test_fraction: float,
+                seed: int) -> tuple[Path, Path]:
+    """Write a seeded split as two labelled folders, ``OUT/train`` and ``OUT/test``.
+
+    Each holds only a ``labels.csv`` whose files point at the original images,
+    so either folder can be given to ``--data`` and nothing is copied.
+    """
+    train, test = split_samples(samples, test_fraction, seed)
+    folders = []
+    for part, chosen in (("train", train), ("test", test)):
+        folder = Path(out) / part
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = ["file,label"] + [
+            f"{os.path.relpath(sample.path.resolve(), folder.resolve())},{sample.label}"
+            for sample in sorted(chosen, key=lambda s: s.path.name)]
+        _write_atomically(folder / MANIFEST, ("\n".join(lines) + "\n").encode())
+        folders.append(folder)
+    return folders[0], folders[1]
+
+
+def _suffix_of(data: bytes) -> str:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return _SUFFIX_OF_FORMAT.get(image.format or "", ".img")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    import tempfile
+
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

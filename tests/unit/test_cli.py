@@ -159,3 +159,27 @@ def test_site_serve_runs_and_a_busy_port_is_refused() -> None:
 def test_version_and_module_entry_point() -> None:
     done = run_cli("--version")
     assert done.returncode == 0 and done.stdout.startswith("solver ")
+
+
+def test_dataset_verbs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from solver.drawing import CaptchaDrawer
+
+    drawer = CaptchaDrawer(width=120, height=45, font_sizes=(32,))
+    source = tmp_path / "named"
+    source.mkdir()
+    for label in ("1234", "5678", "9012", "3456", "12x4"):
+        (source / f"{label}.png").write_bytes(drawer.png(label))
+    site = ["--site", "digits", "--profiles-dir", str(PROFILES), "--data", str(tmp_path / "d")]
+    assert main(["dataset", "import", *site, str(source)]) == 1  # one label refused
+    assert capsys.readouterr().out.strip() == (
+        f"{tmp_path / 'd'}: 4 added, 0 duplicates, 0 conflicts, 1 refused")
+    assert main(["dataset", "stats", *site]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (f"{tmp_path / 'd'}: 4 images, 4 labelled (0 verified by the site), "
+                      "0 unlabelled")
+    assert out[1].startswith("characters: 0:1 1:2 2:2 3:2 4:2")
+    assert main(["dataset", "split", *site, "--out", str(tmp_path / "s"), "--test", "0.25"]) == 0
+    assert "(3 images); test:" in capsys.readouterr().out
+    assert main(["dataset", "export", *site, str(tmp_path / "e"), "--layout", "names"]) == 0
+    assert sorted(p.name for p in (tmp_path / "e").iterdir()) == [
+        "1234.png", "3456.png", "5678.png", "9012.png"]
