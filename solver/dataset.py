@@ -251,6 +251,8 @@ class DatasetStore:
 
         decode_image(data, source="image")  # refuse what is not a usable image, before storing
         name = hashlib.sha256(data).hexdigest()[:24] + _suffix_of(data)
+        if label is not None:
+            label = self._checked(label, name)  # a refused label stores nothing
         with self._lock:
             existing = self._entries.get(name)
             if existing is None:

@@ -70,6 +70,7 @@ def test_labels_outside_the_format_are_refused(tmp_path: Path) -> None:
         store.add(png("12a4"), "12a4")
     with pytest.raises(DatasetError, match="with a length outside 4..4"):
         store.add(png("123"), "123")
+    assert len(store) == 0 and not list(tmp_path.glob("*.png"))
 
 
 def test_non_images_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
