@@ -179,13 +179,12 @@ def cmd_dataset_export(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset_split(args: argparse.Namespace) -> int:
-    from solver.dataset import write_split
+    from solver.dataset import read_labelled_folder, write_split
 
     store = _store(args)
     train, test = write_split(store.samples(args.verified_only), args.out, args.test, args.seed)
-    print(f"train: {train} ({sum(1 for _ in train.joinpath('labels.csv').open()) - 1} images); "
-          f"test: {test} ({sum(1 for _ in test.joinpath('labels.csv').open()) - 1} images); "
-          f"seed {args.seed}")
+    print(f"train: {train} ({len(read_labelled_folder(train))} images); "
+          f"test: {test} ({len(read_labelled_folder(test))} images); seed {args.seed}")
     return 0
 
 
