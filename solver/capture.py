@@ -1,0 +1,187 @@
+"""Grabbing the captcha's pixels from a Playwright page (sync API).
+
+Most sites draw a new captcha whenever its URL is requested, so ``auto`` never
+requests the image again. It takes, in order of speed and fidelity:
+
+1. an inline ``data:`` URI, decoded (the exact bytes);
+2. the response the page itself received, kept by a :class:`ResponseRecorder`
+   attached before the page loaded (the exact bytes);
+3. the decoded image read back through a ``<canvas>`` (pixel-identical PNG);
+4. an element screenshot (what is on screen; the slowest).
+
+Explicit modes: ``data-uri``, ``src`` (the recorded response, else a fetch
+through the page's own request context: cookies match, but on most sites that
+fetch draws a *new* captcha), ``canvas``, ``background`` and ``screenshot``.
+
+    recorder = ResponseRecorder(page)      # before page.goto
+    page.goto(profile.url)
+    element, _ = wait_for_captcha(page, profile)
+    shot = grab(page, element, profile.captcha.capture, recorder)
+    shot.data  # PNG (or JPEG, ...) bytes
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from solver.errors import SolverError
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, ElementHandle, Page, Response
+
+logger = logging.getLogger(__name__)
+
+# What the element shows: its kind and the absolute URL of its image, if any.
+DESCRIBE_JS = """
+el => {
+  const abs = u => u ? new URL(u, el.ownerDocument.baseURI).href : '';
+  if (el.tagName === 'IMG') return {kind: 'img', url: abs(el.currentSrc || el.src)};
+  if (el.tagName === 'CANVAS') return {kind: 'canvas', url: ''};
+  const m = /url\\(["']?(.*?)["']?\\)/.exec(getComputedStyle(el).backgroundImage || '');
+  return {kind: 'background', url: m ? abs(m[1]) : ''};
+}
+"""
+
+# A decoded <img> or a <canvas>, as a PNG data: URI; null when the canvas is tainted.
+CANVAS_JS = """
+el => {
+  let canvas = el;
+  if (el.tagName === 'IMG') {
+    canvas = el.ownerDocument.createElement('canvas');
+    canvas.width = el.naturalWidth; canvas.height = el.naturalHeight;
+    canvas.getContext('2d').drawImage(el, 0, 0);
+  }
+  try { return canvas.toDataURL('image/png'); } catch (e) { return null; }
+}
+"""
+
+MODES = ("auto", "src", "data-uri", "canvas", "background", "screenshot")
+
+
+class CaptureError(SolverError):
+    """The captcha's pixels could not be grabbed in the way asked for."""
+
+
+@dataclass(frozen=True)
+class Capture:
+    """Image bytes and how they were obtained."""
+
+    data: bytes
+    method: str  # "data-uri", "response", "fetch", "canvas" or "screenshot"
+    milliseconds: float
+
+
+class ResponseRecorder:
+    """Keeps the recent image responses of a page or a browser context, by URL.
+
+    Attach it before the page loads the captcha. Bodies are read only when
+    asked for, from Playwright's own copy, so recording costs nothing per image.
+    """
+
+    def __init__(self, target: Page | BrowserContext, keep: int = 64) -> None:
+        self._responses: OrderedDict[str, Response] = OrderedDict()
+        self._keep = keep
+        self._target = target
+        target.on("response", self._on_response)
+
+    def _on_response(self, response: Response) -> None:
+        if response.request.resource_type != "image" and not \
+                (response.headers.get("content-type") or "").startswith("image/"):
+            return
+        self._responses[response.url] = response
+        self._responses.move_to_end(response.url)
+        while len(self._responses) > self._keep:
+            self._responses.popitem(last=False)
+
+    def body(self, url: str) -> bytes | None:
+        response = self._responses.get(url)
+        if response is None or not response.ok:
+            return None
+        try:
+            return response.body()
+        except Exception as error:  # the page navigated away and the body is gone
+            logger.debug("recorded body of %s is gone: %s", url, error)
+            return None
+
+    def detach(self) -> None:
+        self._target.remove_listener("response", self._on_response)
+
+
+def _data_uri_bytes(url: str) -> bytes | None:
+    if not url.startswith("data:"):
+        return None
+    header, _, payload = url.partition(",")
+    if ";base64" in header:
+        return base64.b64decode(payload)
+    from urllib.parse import unquote_to_bytes
+
+    return unquote_to_bytes(payload)
+
+
+def grab(page: Page, element: ElementHandle, mode: str = "auto",
+         recorder: ResponseRecorder | None = None) -> Capture:
+    """The pixels of a loaded captcha element (see the module's doc for ``mode``)."""
+    if mode not in MODES:
+        raise CaptureError(f"capture mode {mode!r} is not one of {', '.join(MODES)}")
+    started = time.perf_counter()
+    described: dict[str, Any] = element.evaluate(DESCRIBE_JS)
+    kind, url = described["kind"], described["url"]
+    steps = _plan(mode, kind)
+    tried = []
+    for step in steps:
+        data = _try(step, page, element, url, recorder)
+        if data:
+            method = {"src": "response"}.get(step, step)
+            return Capture(data, method, (time.perf_counter() - started) * 1000)
+        tried.append(step)
+    raise CaptureError(
+        f"{page.url}: could not grab the captcha ({kind}, {url[:80] or 'no URL'}) with "
+        f"{' or '.join(tried)} (use capture: auto or screenshot in the profile"
+        + ("; attach a ResponseRecorder before loading the page" if "src" in tried else "") + ")")
+
+
+def _plan(mode: str, kind: str) -> list[str]:
+    if mode == "auto":
+        return {"img": ["data-uri", "src", "canvas", "screenshot"],
+                "canvas": ["canvas", "screenshot"],
+                "background": ["data-uri", "src", "screenshot"]}[kind]
+    if mode in ("src", "background"):  # the image's own bytes, however the page shows it
+        return ["data-uri", "src", "fetch"]
+    return [mode]
+
+
+def _screenshot(page: Page, element: ElementHandle) -> bytes:
+    """The element as shown. An element at a fractional position (an inline <img> on a
+    text baseline, say) makes Playwright's element screenshot one pixel taller or wider
+    than the image; clipping at the rounded box, where Chromium snaps the image, does not."""
+    element.scroll_into_view_if_needed()
+    box = element.bounding_box()
+    if box is None or box["width"] < 1 or box["height"] < 1:
+        raise CaptureError(f"{page.url}: the captcha element is not visible, so it cannot be "
+                           "screenshotted (check captcha.selector)")
+    clip = {key: round(box[key]) for key in ("x", "y", "width", "height")}
+    return page.screenshot(clip=clip, type="png")
+
+
+def _try(step: str, page: Page, element: ElementHandle, url: str,
+         recorder: ResponseRecorder | None) -> bytes | None:
+    if step == "data-uri":
+        return _data_uri_bytes(url)
+    if step == "src":
+        return recorder.body(url) if recorder and url and not url.startswith("data:") else None
+    if step == "fetch":
+        if not url or url.startswith("data:"):
+            return None
+        response = page.request.get(url)
+        return response.body() if response.ok else None
+    if step == "canvas":
+        data_url = element.evaluate(CANVAS_JS)
+        return _data_uri_bytes(data_url) if data_url else None
+    if step == "screenshot":
+        return _screenshot(page, element)
+    raise AssertionError(step)  # _plan only yields the steps above
