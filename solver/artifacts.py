@@ -74,6 +74,7 @@ def write_metadata(folder: str | os.PathLike[str], metadata: ModelMetadata) -> P
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".metadata-", suffix=".json")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         out.write(metadata.to_json())
+    os.chmod(temporary, 0o644)  # mkstemp makes it private; a model folder is meant to be shared
     os.replace(temporary, target)
     return target
 

@@ -188,6 +188,79 @@ def cmd_dataset_split(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------- models
+
+
+def _site_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The profile, and the Recognizer for --model DIR or models/NAME."""
+    from solver.profiles import ProfileRegistry
+    from solver.recognizers import Recognizer
+
+    profile = ProfileRegistry(args.profiles_dir).load(args.site)
+    model_dir = Path(args.model) if args.model else _models_dir(args) / profile.name
+    return profile, Recognizer(model_dir, profile)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if args.debug else "3")
+    from solver.profiles import ProfileRegistry
+    from training.train import TrainOptions, train
+
+    profile = ProfileRegistry(args.profiles_dir).load(args.site)
+    options = TrainOptions(
+        profile=profile, data=[Path(d) for d in args.data], pipeline=args.pipeline,
+        synthetic=args.synthetic, real_fraction=args.real_fraction,
+        start_from=Path(args.start_from) if args.start_from else None, epochs=args.epochs,
+        time_budget_s=args.time_budget * 60 if args.time_budget else None,
+        batch_size=args.batch_size, seed=args.seed,
+        out=Path(args.out) if args.out else _models_dir(args) / profile.name,
+        resume=args.resume, patience=args.patience, quantize=args.quantize,
+        workers=args.workers)
+    train(options, report=lambda line: print(line, flush=True))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from solver.imaging import read_image
+
+    _, recognizer = _site_model(args)
+    results = []
+    for path in args.files:
+        reading = recognizer.read(read_image(path))
+        results.append({"file": path, "text": reading.text,
+                        "confidence": round(reading.confidence, 4),
+                        "ms": round(reading.milliseconds, 3)})
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    else:
+        for row in results:
+            print(f"{row['file']}\t{row['text']}\t{row['confidence']:.4f}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from solver.dataset import check_labels, read_labelled_folder
+    from solver.evaluate import evaluate, write_report
+
+    profile, recognizer = _site_model(args)
+    samples = [s for folder in args.data for s in read_labelled_folder(folder)]
+    fmt = profile.format
+    labels = check_labels(samples, fmt.charset, fmt.min_length, fmt.max_length, fmt.case_sensitive)
+    if labels.refused_count:
+        for line in labels.lines():
+            print(line)
+    result = evaluate(recognizer, labels.kept)
+    print(result.table())
+    if args.report:
+        history_file = recognizer.model_dir / "history.json"
+        history = (json.loads(history_file.read_text())["history"]
+                   if history_file.is_file() else None)
+        written = write_report(result, args.report, f"{profile.name}: {recognizer.model_dir} on "
+                               f"{', '.join(args.data)}", history)
+        print(f"report: {', '.join(str(p) for p in written)}")
+    return 0
+
+
 # --------------------------------------------------------------------- demo
 
 
@@ -259,6 +332,52 @@ def build_parser() -> argparse.ArgumentParser:
         "install", help="get a Chromium: Playwright's, else a system one (apt-get as root)")
     install.add_argument("--timeout", type=float, default=600, help="seconds per download step")
     install.set_defaults(func=cmd_browser_install)
+
+    site_arg = argparse.ArgumentParser(add_help=False, parents=[profiles_dir, models_dir])
+    site_arg.add_argument("--site", required=True, metavar="NAME",
+                          help="profile name, or a path to a .yaml file")
+
+    training = verbs.add_parser("train", parents=[site_arg],
+                                help="train a model for a profile (needs the train extra)")
+    training.add_argument("--data", action="append", default=[], metavar="DIR",
+                          help="labelled folder (labels.csv or label-in-file-name); repeatable")
+    training.add_argument("--pipeline", choices=("ctc", "segment"),
+                          help="default: the profile's model.pipeline")
+    training.add_argument("--synthetic", type=int, default=20_000, metavar="N",
+                          help="look-alike captchas to draw (0: none; default 20000)")
+    training.add_argument("--real-fraction", type=float, default=0.5,
+                          help="share of each batch taken from real images (default 0.5)")
+    training.add_argument("--from", dest="start_from", metavar="MODEL_DIR",
+                          help="fine-tune from this model folder")
+    training.add_argument("--epochs", type=int, default=30)
+    training.add_argument("--time-budget", type=float, metavar="MINUTES",
+                          help="stop (keeping the best epoch) when the next epoch would pass this")
+    training.add_argument("--batch-size", type=int, default=64)
+    training.add_argument("--patience", type=int, default=6,
+                          help="stop after this many epochs without a better validation score")
+    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--out", metavar="DIR", help="model folder (default: models/NAME)")
+    training.add_argument("--resume", action="store_true",
+                          help="continue from the last finished epoch in OUT/checkpoint")
+    training.add_argument("--quantize", action="store_true",
+                          help="int8 weights in the light model (smaller, faster; check accuracy)")
+    training.add_argument("--workers", type=int, help="processes drawing look-alikes")
+    training.set_defaults(func=cmd_train)
+
+    model_arg = argparse.ArgumentParser(add_help=False)
+    model_arg.add_argument("--model", metavar="DIR", help="model folder (default: models/NAME)")
+    predict = verbs.add_parser("predict", parents=[site_arg, model_arg],
+                               help="read captcha image files: FILE<TAB>TEXT<TAB>CONFIDENCE")
+    predict.add_argument("files", nargs="+", metavar="FILE")
+    predict.add_argument("--json", action="store_true", help="JSON output")
+    predict.set_defaults(func=cmd_predict)
+    evaluation = verbs.add_parser("eval", parents=[site_arg, model_arg],
+                                  help="accuracy of a model on labelled folders")
+    evaluation.add_argument("--data", action="append", required=True, metavar="DIR",
+                            help="labelled folder; repeatable")
+    evaluation.add_argument("--report", metavar="DIR",
+                            help="write metrics.json, report.md and PNG plots there")
+    evaluation.set_defaults(func=cmd_eval)
 
     dataset = verbs.add_parser("dataset", help="stats, import, export and split a site's dataset")
     dataset_verbs = dataset.add_subparsers(dest="action", metavar="ACTION", required=True)

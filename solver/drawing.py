@@ -81,6 +81,11 @@ class CaptchaDrawer:
         )
         object.__setattr__(self, "_engine", engine)
 
+    def __reduce__(self) -> tuple[type[CaptchaDrawer], tuple[object, ...]]:
+        # rebuilt from its settings in another process: loaded fonts do not pickle
+        return (CaptchaDrawer, (self.width, self.height, self.fonts, self.font_sizes,
+                                self.noise_dots, self.noise_curves))
+
     @classmethod
     def from_settings(cls, settings: SyntheticSection, base: Path | None = None) -> CaptchaDrawer:
         """A drawer for a profile's ``synthetic`` section; fonts resolve against ``base``."""

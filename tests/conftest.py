@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+import os
 
-import pytest
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
 
-from solver.browser import choose_browser
-from solver.demo_site import CaptchaSite, LiveSite, SiteServer
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+from solver.browser import choose_browser  # noqa: E402
+from solver.demo_site import CaptchaSite, LiveSite, SiteServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES_DIR = ROOT / "site_profiles"

@@ -1,0 +1,148 @@
+"""Training for real, tiny: a small model learns a trivial captcha set well above chance."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from solver.cli import main
+from solver.drawing import CaptchaDrawer
+from solver.profiles import load_profile
+from solver.recognizers import Recognizer
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {"filters": (8, 16, 16, 16), "head_units": 32, "head_layers": 1, "dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def profile_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("profiles")
+    path = folder / "pair.yaml"
+    path.write_text(yaml.safe_dump({
+        "url": "http://127.0.0.1:8765/pair/",
+        "captcha": {"selector": "img"}, "form": {"input": "#a", "submit": "#b"},
+        "format": {"charset": "0123", "length": 2},
+        "synthetic": {"width": 80, "height": 40, "font_sizes": [30], "noise_dots": 0,
+                      "noise_curves": 0},
+    }))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(profile_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.models import CTCConfig
+    from training.train import TrainOptions, train
+
+    out = tmp_path_factory.mktemp("models") / "pair"
+    result = train(TrainOptions(load_profile(profile_path), synthetic=1536, epochs=4,
+                                batch_size=32, out=out, validation_synthetic=200, workers=1,
+                                config=CTCConfig(height=24, width=48, **TINY), seed=1),
+                   report=lambda line: None)
+    assert result.epochs >= 1 and result.stopped_by in ("epochs", "early stopping")
+    return out
+
+
+def labelled_folder(folder: Path, profile_path: Path, count: int) -> Path:
+    import random
+
+    profile = load_profile(profile_path)
+    drawer = CaptchaDrawer.from_settings(profile.synthetic)
+    rng = random.Random(42)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        text = "".join(rng.choice("0123") for _ in range(2))
+        (folder / f"{index:03d}.png").write_bytes(drawer.png(text))
+        with (folder / "labels.csv").open("a") as manifest:
+            if index == 0:
+                manifest.write("file,label\n")
+            manifest.write(f"{index:03d}.png,{text}\n")
+    return folder
+
+
+def test_tiny_model_learns_far_above_chance(trained: Path, profile_path: Path,
+                                            tmp_path: Path) -> None:
+    recognizer = Recognizer(trained, load_profile(profile_path))
+    folder = labelled_folder(tmp_path / "fresh", profile_path, 100)
+    rows = [line.split(",") for line in (folder / "labels.csv").read_text().split()[1:]]
+    readings = recognizer.read_batch([(folder / name).read_bytes() for name, _ in rows])
+    accuracy = sum(r.text == label for r, (_, label) in zip(readings, rows)) / len(rows)
+    assert accuracy > 0.5, f"sequence accuracy {accuracy:.0%} (chance is 1/16)"
+
+
+def test_saved_model_describes_itself(trained: Path) -> None:
+    import keras
+
+    metadata = json.loads((trained / "metadata.json").read_text())
+    assert metadata["charset"] == "0123" and metadata["blank_index"] == 4
+    assert (metadata["input_height"], metadata["input_width"], metadata["input_channels"]) == (24, 48, 1)
+    assert metadata["min_length"] == metadata["max_length"] == 2
+    assert metadata["training"]["synthetic"] == 1536 and "tensorflow" in metadata["versions"]
+    model = keras.models.load_model(trained / "model.keras", safe_mode=True)
+    assert model.output_shape == (None, 12, 5)
+    history = json.loads((trained / "history.json").read_text())["history"]
+    assert history and all("val_sequence_accuracy" in h for h in history)
+
+
+def test_predict_and_eval_output(trained: Path, profile_path: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    folder = labelled_folder(tmp_path / "set", profile_path, 30)
+    site = ["--site", str(profile_path), "--model", str(trained)]
+    assert main(["predict", *site, str(folder / "000.png"), str(folder / "001.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    file, text, confidence = lines[0].split("\t")
+    assert file == str(folder / "000.png") and len(text) <= 3 and 0 <= float(confidence) <= 1
+    assert main(["predict", *site, "--json", str(folder / "000.png")]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"file", "text", "confidence", "ms"}
+    assert main(["eval", *site, "--data", str(folder), "--report", str(tmp_path / "report")]) == 0
+    out = capsys.readouterr().out
+    assert "sequence accuracy" in out and "threshold  coverage  accuracy" in out
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["images"] == 30 and 0 <= metrics["sequence_accuracy"] <= 1
+    assert {p.name for p in (tmp_path / "report").iterdir()} >= {
+        "metrics.json", "report.md", "coverage.png", "training.png"}
+
+
+def test_resume_continues_from_the_last_epoch(profile_path: Path, tmp_path: Path) -> None:
+    from training.models import CTCConfig
+    from training.train import TrainOptions, train
+
+    options = dict(synthetic=256, batch_size=32, out=tmp_path / "m", validation_synthetic=64,
+                   workers=1, config=CTCConfig(height=24, width=48, **TINY), patience=99)
+    first = train(TrainOptions(load_profile(profile_path), epochs=1, **options),
+                  report=lambda line: None)
+    assert first.epochs == 1
+    lines: list[str] = []
+    second = train(TrainOptions(load_profile(profile_path), epochs=3, resume=True, **options),
+                   report=lines.append)
+    assert second.epochs == 3 and [h["epoch"] for h in second.history] == [1, 2, 3]
+    assert any("from epoch 2" in line for line in lines)
+
+
+def test_ctrl_c_keeps_the_best_model_so_far(profile_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "solver", "train", "--site", str(profile_path),
+               "--synthetic", "2048", "--epochs", "50", "--patience", "99", "--batch-size", "32",
+               "--workers", "1", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("epoch 1/50"):
+            process.send_signal(signal.SIGINT)
+            break
+    rest, errors = process.communicate(timeout=300)
+    assert process.returncode == 0, errors
+    assert "interrupted: keeping the best model so far" in rest
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["training"]["stopped_by"] == "interrupted"
+    assert (out / "model.tflite").is_file()

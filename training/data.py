@@ -1,0 +1,132 @@
+"""Training data: real labelled captchas and look-alikes, mixed into batches."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import keras
+import numpy as np
+
+from solver.dataset import Sample
+from solver.errors import SolverError
+from solver.imaging import read_image
+from training.models import encode_labels
+from training.synth import ImageSet, augment, to_size
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadReport:
+    """Real images read, and those that could not be."""
+
+    loaded: int = 0
+    unreadable: list[str] = field(default_factory=list)
+
+
+def load_samples(samples: Sequence[Sample], height: int, width: int,
+                 progress: Callable[[int], None] | None = None) -> tuple[ImageSet, LoadReport]:
+    """Read labelled images as grayscale uint8 at the model's input size."""
+    images, labels, report = [], [], LoadReport()
+    for sample in samples:
+        try:
+            rgb = read_image(sample.path)
+        except SolverError as error:
+            report.unreadable.append(f"{sample.path.name}: {error}")
+        else:
+            images.append(to_size(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), height, width))
+            labels.append(sample.label)
+        if progress:
+            progress(1)
+    report.loaded = len(labels)
+    array = np.stack(images) if images else np.empty((0, height, width), np.uint8)
+    return ImageSet(array, labels), report
+
+
+def typical_size(samples: Sequence[Sample], limit: int = 200) -> tuple[int, int] | None:
+    """The median (height, width) of up to ``limit`` images, or None if none are readable."""
+    sizes = []
+    for sample in samples[:limit]:
+        try:
+            sizes.append(read_image(sample.path).shape[:2])
+        except SolverError:
+            continue
+    if not sizes:
+        return None
+    heights, widths = zip(*sizes)
+    return int(np.median(heights)), int(np.median(widths))
+
+
+def as_model_input(images: np.ndarray) -> np.ndarray:
+    """uint8 ``(n, h, w)`` to the model's float32 ``(n, h, w, 1)`` in [0, 1]."""
+    return (images.astype(np.float32) / 255.0)[..., None]
+
+
+class MixedBatches(keras.utils.PyDataset):
+    """Batches that mix augmented real captchas with look-alikes.
+
+    ``real_fraction`` of each batch comes from the real images (when there are
+    any), the rest from the look-alikes; an epoch covers the larger source once.
+    """
+
+    def __init__(self, real: ImageSet, synthetic: ImageSet, charset: str, max_length: int,
+                 batch_size: int, real_fraction: float, seed: int,
+                 augment_real: bool = True, augment_synthetic: bool = False,
+                 **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        if not len(real) and not len(synthetic):
+            raise SolverError("no training images: give --data with labelled captchas, "
+                              "or --synthetic N look-alikes")
+        self.real, self.synthetic = real, synthetic
+        self.real_y = encode_labels(real.labels, charset, max_length)
+        self.synthetic_y = encode_labels(synthetic.labels, charset, max_length)
+        self.batch_size = batch_size
+        self.real_per_batch = (batch_size if not len(synthetic) else
+                               0 if not len(real) else
+                               max(1, min(batch_size - 1, round(batch_size * real_fraction))))
+        self.synthetic_per_batch = batch_size - self.real_per_batch
+        self.seed = seed
+        self.epoch = 0
+        self.augment_real, self.augment_synthetic = augment_real, augment_synthetic
+        self._order()
+
+    def _order(self) -> None:
+        rng = np.random.default_rng((self.seed, self.epoch))
+        self.real_order = rng.permutation(len(self.real)) if len(self.real) else np.empty(0, int)
+        self.synthetic_order = (rng.permutation(len(self.synthetic)) if len(self.synthetic)
+                                else np.empty(0, int))
+
+    def __len__(self) -> int:
+        counts = []
+        if self.real_per_batch:
+            counts.append(math.ceil(len(self.real) / self.real_per_batch))
+        if self.synthetic_per_batch:
+            counts.append(math.ceil(len(self.synthetic) / self.synthetic_per_batch))
+        return max(1, max(counts))
+
+    def _take(self, order: np.ndarray, start: int, count: int) -> np.ndarray:
+        return order[(start + np.arange(count)) % len(order)]
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        parts_x, parts_y = [], []
+        if self.real_per_batch:
+            chosen = self._take(self.real_order, index * self.real_per_batch, self.real_per_batch)
+            images = self.real.images[chosen]
+            parts_x.append(augment(images, rng) if self.augment_real else images)
+            parts_y.append(self.real_y[chosen])
+        if self.synthetic_per_batch:
+            chosen = self._take(self.synthetic_order, index * self.synthetic_per_batch,
+                                self.synthetic_per_batch)
+            images = self.synthetic.images[chosen]
+            parts_x.append(augment(images, rng, 0.5) if self.augment_synthetic else images)
+            parts_y.append(self.synthetic_y[chosen])
+        return as_model_input(np.concatenate(parts_x)), np.concatenate(parts_y)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._order()

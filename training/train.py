@@ -1,0 +1,363 @@
+"""Train one model per profile and save it, self-described, under ``models/NAME/``.
+
+    from solver.profiles import ProfileRegistry
+    from training.train import TrainOptions, train
+
+    profile = ProfileRegistry().load("example")
+    result = train(TrainOptions(profile, synthetic=20_000, epochs=30))
+    result.model_dir, result.best_accuracy
+
+Training runs under a ``tf.distribute`` strategy: every visible GPU through
+``MirroredStrategy`` when there are any, the default strategy on a CPU.
+Ctrl-C stops it and keeps the best model so far; ``resume=True`` continues
+from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402  (TensorFlow's log level must be set before it loads)
+import numpy as np  # noqa: E402
+
+from solver.artifacts import KERAS_FILE, LITE_FILE, ModelMetadata, write_metadata  # noqa: E402
+from solver.charset import Charset  # noqa: E402
+from solver.dataset import LabelReport, Sample, check_labels, read_labelled_folder, split_samples  # noqa: E402
+from solver.errors import SolverError, UsageError  # noqa: E402
+from solver.profiles import SiteProfile  # noqa: E402
+from training.data import MixedBatches, as_model_input, load_samples, typical_size  # noqa: E402
+from training.models import CTCConfig, CTCLoss, build_ctc_model, export_lite  # noqa: E402
+from training.synth import ImageSet, draw_lookalikes  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "state.json"
+LAST_MODEL = "last.keras"
+BEST_WEIGHTS = "best.weights.h5"
+
+
+@dataclass
+class TrainOptions:
+    """What to train and how; defaults suit a first model on a laptop CPU."""
+
+    profile: SiteProfile
+    data: list[Path] = field(default_factory=list)
+    pipeline: str | None = None  # default: the profile's
+    synthetic: int = 20_000
+    real_fraction: float = 0.5
+    start_from: Path | None = None
+    epochs: int = 30
+    time_budget_s: float | None = None
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    seed: int = 0
+    out: Path | None = None  # default: models/NAME
+    resume: bool = False
+    patience: int = 6
+    validation_fraction: float = 0.1
+    validation_synthetic: int = 1000
+    input_height: int = 32
+    workers: int | None = None
+    quantize: bool = False
+    config: CTCConfig | None = None  # the architecture; default: sized for the captchas
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    best_accuracy: float
+    epochs: int
+    seconds: float
+    stopped_by: str  # "epochs", "early stopping", "time budget", "interrupted"
+    label_report: LabelReport
+    history: list[dict[str, float]]
+
+
+def choose_strategy() -> Any:
+    """MirroredStrategy over every visible GPU, else the default (CPU) strategy."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        logger.info("training on %d GPU(s) with MirroredStrategy", len(gpus))
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def gather_samples(options: TrainOptions) -> tuple[list[Sample], LabelReport]:
+    samples: list[Sample] = []
+    for folder in options.data:
+        samples.extend(read_labelled_folder(folder))
+    fmt = options.profile.format
+    report = check_labels(samples, fmt.charset, fmt.min_length, fmt.max_length, fmt.case_sensitive)
+    return report.kept, report
+
+
+class _Progress(keras.callbacks.Callback):
+    """Per-epoch validation accuracy, best-model keeping, early stopping, time budget, progress."""
+
+    def __init__(self, inference: keras.Model, validation: ImageSet, charset: Charset,
+                 checkpoint: Path, state: dict[str, Any], options: TrainOptions,
+                 report: Callable[[str], None], images_per_epoch: int) -> None:
+        super().__init__()
+        self.inference = inference
+        self.validation_x = as_model_input(validation.images)
+        self.validation_labels = validation.labels
+        self.charset = charset
+        self.checkpoint = checkpoint
+        self.state = state
+        self.options = options
+        self.report = report
+        self.images_per_epoch = images_per_epoch
+        self.started = time.monotonic()
+        self.epoch_started = self.started
+        self.stopped_by = "epochs"
+
+    def accuracy(self) -> float:
+        if not self.validation_labels:
+            return 0.0
+        readings = []
+        for start in range(0, len(self.validation_x), 256):
+            probabilities = keras.ops.convert_to_numpy(self.inference(self.validation_x[start:start + 256],
+                                                      training=False))
+            readings.extend(text for text, _ in self.charset.decode_ctc_batch(probabilities))
+        return float(np.mean([r == t for r, t in zip(readings, self.validation_labels)]))
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch_started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        seconds = time.monotonic() - self.epoch_started
+        accuracy = self.accuracy()
+        logs["val_sequence_accuracy"] = accuracy
+        best = self.state.get("best_accuracy", -1.0)
+        improved = accuracy > best
+        if improved:
+            self.state["best_accuracy"] = accuracy
+            self.state["best_epoch"] = epoch + 1
+            self.model.save_weights(self.checkpoint / BEST_WEIGHTS)
+        self.state["epoch"] = epoch + 1
+        self.state.setdefault("history", []).append({
+            "epoch": epoch + 1, "loss": float(logs.get("loss", float("nan"))),
+            "val_sequence_accuracy": accuracy, "seconds": round(seconds, 2),
+            "images_per_second": round(self.images_per_epoch / max(seconds, 1e-9), 1)})
+        self.model.save(self.checkpoint / LAST_MODEL)
+        _write_json(self.checkpoint / STATE_FILE, self.state)
+        elapsed = time.monotonic() - self.started
+        done = epoch + 1 - self.state.get("first_epoch", 0)
+        remaining = self.options.epochs - (epoch + 1)
+        eta = elapsed / max(done, 1) * remaining
+        self.report(
+            f"epoch {epoch + 1}/{self.options.epochs}: loss {logs.get('loss', float('nan')):.3f}, "
+            f"validation {accuracy:.2%} (best {self.state['best_accuracy']:.2%} at epoch "
+            f"{self.state['best_epoch']}), {self.images_per_epoch / max(seconds, 1e-9):.0f} images/s, "
+            f"ETA {_duration(eta)}")
+        if epoch + 1 - self.state["best_epoch"] >= self.options.patience:
+            self.stopped_by = "early stopping"
+            self.model.stop_training = True
+        budget = self.options.time_budget_s
+        if budget is not None and elapsed + elapsed / max(done, 1) > budget:
+            self.stopped_by = "time budget"
+            self.model.stop_training = True
+        if accuracy >= 1.0 and len(self.validation_labels) >= 200:
+            self.stopped_by = "early stopping"  # nothing left to learn on this validation set
+            self.model.stop_training = True
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _versions() -> dict[str, str]:
+    import tensorflow as tf
+
+    from solver import __version__
+
+    return {"solver": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "python": platform.python_version()}
+
+
+def train(options: TrainOptions, report: Callable[[str], None] = print) -> TrainResult:
+    """Train, keep the best epoch, export ``models/NAME/`` and return what happened."""
+    profile = options.profile
+    pipeline = options.pipeline or profile.model.pipeline
+    if pipeline != "ctc":
+        raise UsageError(f"pipeline {pipeline!r} cannot be trained by this version "
+                         "(use --pipeline ctc)")
+    out = Path(options.out or Path("models") / profile.name)
+    checkpoint = out / CHECKPOINT_DIR
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    charset = Charset(profile.format.charset, profile.format.case_sensitive)
+    fmt = profile.format
+    keras.utils.set_random_seed(options.seed)
+    random.seed(options.seed)
+    started = time.monotonic()
+
+    samples, label_report = gather_samples(options)
+    if options.data:
+        for line in label_report.lines():
+            report(line)
+    if not samples and options.synthetic <= 0:
+        raise UsageError("nothing to train on: no usable labelled images and --synthetic 0 "
+                         "(give --data folders, or allow look-alikes)")
+
+    state: dict[str, Any] = {}
+    if options.resume:
+        state_path = checkpoint / STATE_FILE
+        if not state_path.is_file():
+            raise UsageError(f"{checkpoint}: nothing to resume (no {STATE_FILE}; train without --resume)")
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        config = CTCConfig.from_dict(state["config"])
+    elif options.start_from is not None:
+        config = CTCConfig.from_dict(_read_config(options.start_from))
+    elif options.config is not None:
+        config = options.config
+    else:
+        size = typical_size(samples) or (profile.synthetic.height, profile.synthetic.width)
+        config = CTCConfig.for_image(*size, height=options.input_height)
+    state["config"] = config.to_dict()
+    if config.time_steps < 2 * fmt.max_length + 1:
+        raise UsageError(f"the model's {config.time_steps} time steps are too few for "
+                         f"{fmt.max_length} characters (use a wider input)")
+
+    train_samples, validation_samples = (split_samples(samples, options.validation_fraction,
+                                                       options.seed)
+                                         if len(samples) >= 20 else (samples, []))
+    real, load_report = load_samples(train_samples, config.height, config.width)
+    validation, _ = load_samples(validation_samples, config.height, config.width)
+    for problem in load_report.unreadable[:5]:
+        report(f"  unreadable: {problem}")
+    report(f"real images: {len(real)} for training, {len(validation)} for validation")
+
+    synthetic = ImageSet(np.empty((0, config.height, config.width), np.uint8), [])
+    if options.synthetic > 0:
+        drawn_at = time.monotonic()
+        synthetic = draw_lookalikes(profile, options.synthetic, config.height, config.width,
+                                    seed=options.seed * 1000 + len(state.get("history", [])),
+                                    workers=options.workers)
+        report(f"look-alikes: {len(synthetic)} drawn in {time.monotonic() - drawn_at:.1f} s")
+    if not len(validation):
+        validation = draw_lookalikes(profile, options.validation_synthetic, config.height,
+                                     config.width, seed=options.seed * 1000 + 999_999,
+                                     workers=options.workers)
+        report(f"validation: {len(validation)} fresh look-alikes (no real images to hold out)")
+
+    batches = MixedBatches(real, synthetic, fmt.charset, fmt.max_length, options.batch_size,
+                           options.real_fraction if len(synthetic) else 1.0, options.seed)
+    steps = len(batches) * options.epochs
+    strategy = choose_strategy()
+    with strategy.scope():
+        if options.resume:
+            model = keras.models.load_model(checkpoint / LAST_MODEL, safe_mode=True)
+            inference = keras.Model(model.inputs[0], keras.layers.Softmax(name="probabilities")(
+                model.outputs[0]), name="ctc_inference")
+        else:
+            model, inference = build_ctc_model(charset.num_classes, config)
+            if options.start_from is not None:
+                copied = _load_weights(model, options.start_from)
+                report(f"fine-tuning from {options.start_from}: {copied} layers copied")
+            schedule = keras.optimizers.schedules.CosineDecay(
+                0.0, decay_steps=max(1, steps - steps // 20), warmup_target=options.learning_rate,
+                warmup_steps=max(1, steps // 20), alpha=0.02)
+            model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+                          loss=CTCLoss(blank=charset.blank_index))
+    first_epoch = int(state.get("epoch", 0))
+    state["first_epoch"] = first_epoch
+    progress = _Progress(inference, validation, charset, checkpoint, state, options, report,
+                         images_per_epoch=len(batches) * options.batch_size)
+    report(f"training {config.time_steps}-step CTC model ({model.count_params():,} parameters) "
+           f"for up to {options.epochs} epochs of {len(batches)} batches"
+           + (f", from epoch {first_epoch + 1}" if first_epoch else ""))
+    try:
+        model.fit(batches, epochs=options.epochs, initial_epoch=first_epoch,
+                  callbacks=[progress], verbose=0)
+    except KeyboardInterrupt:
+        progress.stopped_by = "interrupted"
+        report("interrupted: keeping the best model so far")
+    if not (checkpoint / BEST_WEIGHTS).is_file():
+        raise SolverError("training stopped before the first epoch finished; nothing to save "
+                          "(let it run at least one epoch)")
+    model.load_weights(checkpoint / BEST_WEIGHTS)
+
+    metadata = ModelMetadata(
+        name=profile.name, pipeline="ctc", charset=fmt.charset,
+        case_sensitive=fmt.case_sensitive, blank_index=charset.blank_index,
+        input_height=config.height, input_width=config.width, input_channels=1,
+        min_length=fmt.min_length, max_length=fmt.max_length,
+        profile_fingerprint=profile.fingerprint(),
+        training={"real_train": len(real), "real_validation": len(validation_samples),
+                  "synthetic": len(synthetic), "real_fraction": options.real_fraction,
+                  "labels_refused": label_report.refused_count,
+                  "data": [str(path) for path in options.data], "seed": options.seed,
+                  "epochs": state.get("epoch", 0), "best_epoch": state.get("best_epoch"),
+                  "stopped_by": progress.stopped_by, "config": config.to_dict(),
+                  "seconds": round(time.monotonic() - started, 1)},
+        metrics={"validation_sequence_accuracy": state.get("best_accuracy"),
+                 "validation_images": len(validation),
+                 "validation_source": "real" if validation_samples else "synthetic"},
+        versions=_versions(),
+    )
+    _export(inference, out, metadata, options.quantize)
+    _write_json(out / "history.json", {"history": state.get("history", [])})
+    seconds = time.monotonic() - started
+    report(f"saved {out} (validation sequence accuracy {state.get('best_accuracy', 0):.2%}, "
+           f"{_duration(seconds)}; stopped by {progress.stopped_by})")
+    return TrainResult(out, float(state.get("best_accuracy", 0.0)), int(state.get("epoch", 0)),
+                       seconds, progress.stopped_by, label_report, state.get("history", []))
+
+
+def _export(inference: keras.Model, out: Path, metadata: ModelMetadata, quantize: bool) -> None:
+    """Write the model files atomically, metadata last (readers go by the metadata)."""
+    keras_temporary = out / f".{KERAS_FILE}.tmp.keras"
+    inference.save(keras_temporary)
+    os.replace(keras_temporary, out / KERAS_FILE)
+    lite_temporary = out / f".{LITE_FILE}.tmp"
+    export_lite(inference, lite_temporary, quantize=quantize)
+    os.replace(lite_temporary, out / LITE_FILE)
+    write_metadata(out, metadata)
+
+
+def _read_config(model_dir: Path) -> dict[str, Any]:
+    from solver.artifacts import read_metadata
+
+    config = read_metadata(model_dir).training.get("config")
+    if not config:
+        raise UsageError(f"{model_dir}: its metadata has no model config; cannot fine-tune from it")
+    return config
+
+
+def _load_weights(model: keras.Model, model_dir: Path) -> int:
+    """Fine-tune: copy every layer whose shape fits from another model (the output
+    layer differs when the charset does, and is then learnt afresh)."""
+    source = keras.models.load_model(model_dir / KERAS_FILE, safe_mode=True, compile=False)
+    copied = 0
+    for layer in model.layers:
+        try:
+            other = source.get_layer(layer.name)
+        except ValueError:
+            continue
+        weights = other.get_weights()
+        if [w.shape for w in weights] == [w.shape for w in layer.get_weights()] and weights:
+            layer.set_weights(weights)
+            copied += 1
+    return copied
