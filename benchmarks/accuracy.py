@@ -1,0 +1,152 @@
+"""Accuracy benchmarks: train a model, read a held-out test set, compare with ddddocr.
+
+Generated captchas (the profile's look-alikes; fresh test images):
+
+    python benchmarks/accuracy.py generated --profile site_profiles/example.yaml --length 4 \
+        --test 2000 --budget 30 --name generated_4char
+
+A folder of labelled captchas (a seeded split whose file lists are saved):
+
+    python benchmarks/accuracy.py dataset --profile benchmarks/profiles/kaggle_v2.yaml \
+        --data ../shared/datasets/kaggle_v2 --test-fraction 0.2 --seed 1 --name kaggle_v2
+
+Figures go to ``benchmarks/results/NAME.json``; the model to ``benchmarks/results/models/NAME``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from common import RESULTS, Ddddocr, git_revision, save  # noqa: E402
+
+from solver.dataset import check_labels, read_labelled_folder, split_samples  # noqa: E402
+from solver.drawing import CaptchaDrawer, random_text  # noqa: E402
+from solver.evaluate import score  # noqa: E402
+from solver.profiles import SiteProfile, load_profile  # noqa: E402
+from solver.recognizers import Recognizer  # noqa: E402
+
+
+def train_model(profile: SiteProfile, args: argparse.Namespace, data: list[Path]) -> tuple[Path, dict]:
+    from training.train import TrainOptions, train
+
+    out = RESULTS / "models" / args.name
+    started = time.monotonic()
+    result = train(TrainOptions(
+        profile=profile, data=data, synthetic=args.synthetic, epochs=args.epochs,
+        time_budget_s=args.budget * 60 if args.budget else None, seed=args.seed, out=out,
+        batch_size=args.batch_size, real_fraction=args.real_fraction, patience=args.patience,
+        start_from=Path(args.start_from) if args.start_from else None),
+        report=lambda line: print(line, flush=True))
+    speeds = [h["images_per_second"] for h in result.history]
+    return out, {"training_seconds": round(time.monotonic() - started, 1),
+                 "epochs": result.epochs, "stopped_by": result.stopped_by,
+                 "validation_accuracy": result.best_accuracy,
+                 "training_images_per_second": round(sum(speeds) / len(speeds), 1) if speeds else None}
+
+
+def measure(model: Path, profile: SiteProfile, images: list[bytes], truths: list[str],
+            names: list[str]) -> dict:
+    recognizer = Recognizer(model, profile)
+    started = time.perf_counter()
+    readings = []
+    for start in range(0, len(images), 64):
+        readings.extend(recognizer.read_batch(images[start:start + 64]))
+    milliseconds = (time.perf_counter() - started) * 1000 / len(images)
+    evaluation = score(readings, truths, names, milliseconds)
+    print(evaluation.table())
+    figures = {"test_images": len(truths), "sequence_accuracy": evaluation.sequence_accuracy,
+               "character_accuracy": evaluation.character_accuracy,
+               "coverage": evaluation.coverage, "confusions": evaluation.confusions[:10],
+               "ms_per_image_batched": round(milliseconds, 3)}
+    if Ddddocr.available():
+        peer = Ddddocr().run(images, truths, recognizer.charset.normalise)
+        print(f"ddddocr: {peer['sequence_accuracy']:.2%} on the same {peer['images']} images, "
+              f"{peer['ms_per_image']:.2f} ms an image")
+        figures["ddddocr"] = peer
+    else:
+        print("ddddocr is not installed (pip install -e '.[bench]'); no peer figures")
+    return figures
+
+
+def generated(args: argparse.Namespace) -> None:
+    profile = load_profile(args.profile)
+    if args.length:
+        profile = profile.model_copy(update={"format": profile.format.model_copy(
+            update={"length": (args.length, args.length)})})
+    _, training = train_model(profile, args, [])
+    drawer = CaptchaDrawer.from_settings(profile.synthetic, profile.source.parent)
+    rng = random.Random(10_000 + args.seed)  # disjoint from the training texts' seeds
+    fmt = profile.format
+    truths = [random_text(rng, fmt.charset, fmt.min_length, fmt.max_length) for _ in range(args.test)]
+    images = [drawer.png(text) for text in truths]
+    figures = measure(RESULTS / "models" / args.name, profile, images, truths,
+                      [str(i) for i in range(len(truths))])
+    save(args.name, {"kind": "generated", "profile": args.profile, "length": args.length,
+                     "revision": git_revision(), **training, **figures})
+
+
+def dataset(args: argparse.Namespace) -> None:
+    profile = load_profile(args.profile)
+    fmt = profile.format
+    samples = read_labelled_folder(args.data)
+    report = check_labels(samples, fmt.charset, fmt.min_length, fmt.max_length, fmt.case_sensitive)
+    train_part, test_part = split_samples(report.kept, args.test_fraction, args.seed)
+    if args.max_train:
+        train_part = train_part[: args.max_train]
+    split_dir = RESULTS / "splits" / args.name
+    for part, chosen in (("train", train_part), ("test", test_part)):
+        folder = split_dir / part
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = ["file,label"] + [f"{os.path.relpath(s.path.resolve(), folder.resolve())},{s.label}"
+                                  for s in chosen]
+        (folder / "labels.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"split: {len(train_part)} train, {len(test_part)} test (seed {args.seed}); "
+          f"lists in {split_dir}")
+    model, training = train_model(profile, args, [split_dir / "train"])
+    images = [s.path.read_bytes() for s in test_part]
+    figures = measure(model, profile, images, [s.label for s in test_part],
+                      [s.path.name for s in test_part])
+    save(args.name, {"kind": "dataset", "profile": args.profile, "data": args.data,
+                     "train_images": len(train_part), "labels_refused": report.refused_count,
+                     "split": str(split_dir.relative_to(RESULTS.parent.parent)),
+                     "revision": git_revision(), **training, **figures})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    kinds = parser.add_subparsers(dest="kind", required=True)
+    for kind in ("generated", "dataset"):
+        sub = kinds.add_parser(kind)
+        sub.add_argument("--profile", required=True)
+        sub.add_argument("--name", required=True)
+        sub.add_argument("--synthetic", type=int, default=0 if kind == "dataset" else 60_000)
+        sub.add_argument("--epochs", type=int, default=30)
+        sub.add_argument("--budget", type=float, help="training time budget in minutes")
+        sub.add_argument("--batch-size", type=int, default=64)
+        sub.add_argument("--patience", type=int, default=6)
+        sub.add_argument("--real-fraction", type=float, default=0.5)
+        sub.add_argument("--seed", type=int, default=1)
+        sub.add_argument("--from", dest="start_from", help="fine-tune from a model folder")
+        if kind == "generated":
+            sub.add_argument("--length", type=int, help="fix the length (e.g. 4)")
+            sub.add_argument("--test", type=int, default=2000)
+            sub.set_defaults(func=generated)
+        else:
+            sub.add_argument("--data", required=True)
+            sub.add_argument("--test-fraction", type=float, default=0.2)
+            sub.add_argument("--max-train", type=int, help="use at most this many training images")
+            sub.set_defaults(func=dataset)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
