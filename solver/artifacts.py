@@ -27,7 +27,8 @@ FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 KERAS_FILE = "model.keras"
 LITE_FILE = "model.tflite"
-NORMALISATIONS = ("divide_255",)
+#: divide_255: gray / 255 of the whole image (ctc); binary_crop: solver.segment crops (segment)
+NORMALISATIONS = ("divide_255", "binary_crop")
 
 
 class ModelError(SolverError):
@@ -54,6 +55,7 @@ class ModelMetadata:
     profile_fingerprint: str = ""
     format_version: int = FORMAT_VERSION
     files: dict[str, str] = field(default_factory=lambda: {"keras": KERAS_FILE, "lite": LITE_FILE})
+    segmentation: dict[str, Any] = field(default_factory=dict)  # segment pipeline: aspect, crop size
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)

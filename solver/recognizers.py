@@ -43,7 +43,11 @@ class Reading:
 
 
 class Recognizer:
-    """A CTC model behind one call: image in, ``Reading`` out."""
+    """A trained model behind one call: image in, ``Reading`` out.
+
+    CTC models read the whole image; segment models cut it into characters
+    with OpenCV (``solver.segment``) and read each.
+    """
 
     def __init__(self, model_dir: str | os.PathLike[str], profile: SiteProfile | None = None,
                  num_threads: int = 1) -> None:
@@ -51,10 +55,6 @@ class Recognizer:
         self.metadata: ModelMetadata = read_metadata(self.model_dir)
         if profile is not None:
             check_fits_profile(self.metadata, profile, self.model_dir)
-        if self.metadata.pipeline != "ctc":
-            raise ModelError(f"{self.model_dir}: pipeline {self.metadata.pipeline!r} cannot be "
-                             "read by this solver version (upgrade solver, or retrain with "
-                             "--pipeline ctc)")
         self.charset = Charset(self.metadata.charset, self.metadata.case_sensitive)
         self._interpreter = self._load(num_threads)
 
@@ -76,12 +76,30 @@ class Recognizer:
         if signature[1:] != expected:
             raise ModelError(f"{path}: the model takes input {signature[1:]}, but its metadata "
                              f"says {expected} (the folder mixes two models; retrain it)")
-        if output[-1] != self.charset.num_classes:
+        classes = self.charset.num_classes if self.metadata.pipeline == "ctc" else len(self.charset)
+        if output[-1] != classes:
             raise ModelError(f"{path}: the model has {output[-1]} output classes, but its charset "
-                             f"needs {self.charset.num_classes} (the folder mixes two models; retrain it)")
+                             f"needs {classes} (the folder mixes two models; retrain it)")
         self._batch = 1
         interpreter.allocate_tensors()
         return interpreter
+
+    def _read_segmented(self, image: ImageLike) -> tuple[str, float]:
+        """Segment pipeline: cut into characters, read each; confidence is the product."""
+        from solver.segment import crop_characters, segment
+
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            image = decode_image(bytes(image))
+        settings = self.metadata.segmentation
+        boxes = segment(image, expected=(self.metadata.min_length, self.metadata.max_length),
+                        character_aspect=float(settings.get("character_aspect", 0.7)))
+        if not boxes:
+            return "", 0.0
+        crops = crop_characters(image, boxes, int(settings.get("crop_size", 32)))
+        probabilities = self.probabilities(crops)
+        best = probabilities.argmax(axis=-1)
+        text = self.charset.decode(int(i) for i in best)
+        return text, float(np.prod(probabilities.max(axis=-1)))
 
     def prepare(self, image: ImageLike) -> np.ndarray:
         """An image as the model's input array (H, W, C) float32."""
@@ -111,7 +129,10 @@ class Recognizer:
         if not images:
             return []
         started = time.perf_counter()
-        batch = np.stack([self.prepare(image) for image in images])
-        decoded = self.charset.decode_ctc_batch(self.probabilities(batch))
+        if self.metadata.pipeline == "segment":
+            decoded = [self._read_segmented(image) for image in images]
+        else:
+            batch = np.stack([self.prepare(image) for image in images])
+            decoded = self.charset.decode_ctc_batch(self.probabilities(batch))
         per_image = (time.perf_counter() - started) * 1000 / len(images)
         return [Reading(text, confidence, per_image) for text, confidence in decoded]

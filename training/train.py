@@ -201,9 +201,6 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
     """Train, keep the best epoch, export ``models/NAME/`` and return what happened."""
     profile = options.profile
     pipeline = options.pipeline or profile.model.pipeline
-    if pipeline != "ctc":
-        raise UsageError(f"pipeline {pipeline!r} cannot be trained by this version "
-                         "(use --pipeline ctc)")
     out = Path(options.out or Path("models") / profile.name)
     checkpoint = out / CHECKPOINT_DIR
     checkpoint.mkdir(parents=True, exist_ok=True)
@@ -220,6 +217,8 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
     if not samples and options.synthetic <= 0:
         raise UsageError("nothing to train on: no usable labelled images and --synthetic 0 "
                          "(give --data folders, or allow look-alikes)")
+    if pipeline == "segment":
+        return _train_segment(options, samples, label_report, out, report, started)
 
     state: dict[str, Any] = {}
     if options.resume:
@@ -324,6 +323,23 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
            f"{_duration(seconds)}; stopped by {progress.stopped_by})")
     return TrainResult(out, float(state.get("best_accuracy", 0.0)), int(state.get("epoch", 0)),
                        seconds, progress.stopped_by, label_report, state.get("history", []))
+
+
+def _train_segment(options: TrainOptions, samples: list[Sample], label_report: LabelReport,
+                   out: Path, report: Callable[[str], None], started: float) -> TrainResult:
+    from dataclasses import replace
+
+    from training.segment import train_segment
+
+    model, metadata, summary = train_segment(options, samples, report)
+    metadata = replace(metadata, versions=_versions(),
+                       training={**metadata.training, "labels_refused": label_report.refused_count})
+    _export(model, out, metadata, options.quantize)
+    seconds = time.monotonic() - started
+    report(f"saved {out} (validation sequence accuracy {summary['best_accuracy']:.2%}, "
+           f"{_duration(seconds)}; stopped by {summary['stopped_by']})")
+    return TrainResult(out, summary["best_accuracy"], 0, seconds, summary["stopped_by"],
+                       label_report, [])
 
 
 def _export(inference: keras.Model, out: Path, metadata: ModelMetadata, quantize: bool) -> None:

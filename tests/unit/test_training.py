@@ -146,3 +146,24 @@ def test_ctrl_c_keeps_the_best_model_so_far(profile_path: Path, tmp_path: Path) 
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["training"]["stopped_by"] == "interrupted"
     assert (out / "model.tflite").is_file()
+
+
+def test_segment_pipeline_trains_and_reads(profile_path: Path, tmp_path: Path) -> None:
+    from training.train import TrainOptions, train
+
+    out = tmp_path / "segmented"
+    lines: list[str] = []
+    train(TrainOptions(load_profile(profile_path), pipeline="segment", synthetic=400, epochs=6,
+                       out=out, seed=2), report=lines.append)
+    assert any(line.startswith("segmentation: ") and "kept after forcing" in line for line in lines)
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["pipeline"] == "segment" and metadata["normalisation"] == "binary_crop"
+    assert 0.2 <= metadata["segmentation"]["character_aspect"] <= 2.0
+    assert 0.0 <= metadata["metrics"]["segmentation_kept_rate"] <= 1.0
+    recognizer = Recognizer(out, load_profile(profile_path))
+    folder = labelled_folder(tmp_path / "fresh", profile_path, 60)
+    rows = [line.split(",") for line in (folder / "labels.csv").read_text().split()[1:]]
+    readings = recognizer.read_batch([(folder / name).read_bytes() for name, _ in rows])
+    accuracy = sum(r.text == label for r, (_, label) in zip(readings, rows)) / len(rows)
+    assert accuracy > 0.3, f"sequence accuracy {accuracy:.0%} (chance is 1/16)"
+    assert all(len(r.text) == 2 for r in readings)  # the forced count is the profile's length
