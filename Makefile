@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 BROWSER := $(VENV)/.browser
+MODEL_ARGS ?= --synthetic 60000 --epochs 40 --time-budget 30 --seed 1
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup model clean
 
 demo: $(INSTALLED) $(BROWSER)
 	$(BIN)/solver demo
@@ -15,6 +16,10 @@ test: $(INSTALLED) $(BROWSER)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: $(INSTALLED) $(BROWSER)
+
+# Rebuild the shipped demo model, models/example (about 30 minutes on 2 CPU cores).
+model: $(INSTALLED)
+	$(BIN)/solver train --site example $(MODEL_ARGS)
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
