@@ -199,11 +199,9 @@ class FormatSection(_Section):
 
     def normalise(self, text: str) -> str:
         """Map ``text`` onto the charset's case when the site ignores case."""
-        if self.case_sensitive:
-            return text
-        upper = sum(ch.isupper() for ch in self.charset)
-        lower = sum(ch.islower() for ch in self.charset)
-        return text.upper() if upper >= lower else text.lower()
+        from solver.charset import Charset
+
+        return Charset(self.charset, self.case_sensitive).normalise(text)
 
     def label_problem(self, text: str) -> str | None:
         """Why ``text`` cannot be an answer for this format, or None if it can."""

@@ -144,7 +144,9 @@ class _Progress(keras.callbacks.Callback):
         accuracy = self.accuracy()
         logs["val_sequence_accuracy"] = accuracy
         best = self.state.get("best_accuracy", -1.0)
-        improved = accuracy > best
+        # a tie counts: the later epoch has seen more data at a lower learning rate, and a
+        # small validation set that reads everything right must not stop training early
+        improved = accuracy >= best
         if improved:
             self.state["best_accuracy"] = accuracy
             self.state["best_epoch"] = epoch + 1
@@ -175,6 +177,39 @@ class _Progress(keras.callbacks.Callback):
         if accuracy >= 1.0 and len(self.validation_labels) >= 200:
             self.stopped_by = "early stopping"  # nothing left to learn on this validation set
             self.model.stop_training = True
+
+
+class _Annealing(keras.callbacks.Callback):
+    """Warm-up, then cosine decay of the learning rate over the run's progress.
+
+    Progress is whichever is further along: the steps of all epochs, or the
+    time budget. A run cut short by its budget still ends at a low learning
+    rate, where the best epochs are.
+    """
+
+    def __init__(self, peak: float, total_steps: int, budget_s: float | None,
+                 done_steps: int = 0, warmup: float = 0.05, floor: float = 0.02) -> None:
+        super().__init__()
+        self.peak, self.total_steps, self.budget_s = peak, max(1, total_steps), budget_s
+        self.step, self.warmup, self.floor = done_steps, warmup, floor
+        self.started = time.monotonic()
+
+    def progress(self) -> float:
+        by_steps = self.step / self.total_steps
+        by_time = (time.monotonic() - self.started) / self.budget_s if self.budget_s else 0.0
+        return min(1.0, max(by_steps, by_time))
+
+    def rate(self) -> float:
+        progress = self.progress()
+        if progress < self.warmup:
+            return self.peak * max(progress / self.warmup, 0.01)
+        cosine = 0.5 * (1 + np.cos(np.pi * (progress - self.warmup) / (1 - self.warmup)))
+        return self.peak * (self.floor + (1 - self.floor) * cosine)
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if batch % 10 == 0:  # often enough for a smooth curve, cheap enough not to matter
+            self.model.optimizer.learning_rate.assign(self.rate())
+        self.step += 1
 
 
 def _duration(seconds: float) -> str:
@@ -275,10 +310,8 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
             if options.start_from is not None:
                 copied = _load_weights(model, options.start_from)
                 report(f"fine-tuning from {options.start_from}: {copied} layers copied")
-            schedule = keras.optimizers.schedules.CosineDecay(
-                0.0, decay_steps=max(1, steps - steps // 20), warmup_target=options.learning_rate,
-                warmup_steps=max(1, steps // 20), alpha=0.02)
-            model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+            model.compile(optimizer=keras.optimizers.AdamW(options.learning_rate,
+                                                           weight_decay=1e-4),
                           loss=CTCLoss(blank=charset.blank_index))
     first_epoch = int(state.get("epoch", 0))
     state["first_epoch"] = first_epoch
@@ -287,9 +320,11 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
     report(f"training {config.time_steps}-step CTC model ({model.count_params():,} parameters) "
            f"for up to {options.epochs} epochs of {len(batches)} batches"
            + (f", from epoch {first_epoch + 1}" if first_epoch else ""))
+    annealing = _Annealing(options.learning_rate, steps, options.time_budget_s,
+                           done_steps=first_epoch * len(batches))
     try:
         model.fit(batches, epochs=options.epochs, initial_epoch=first_epoch,
-                  callbacks=[progress], verbose=0)
+                  callbacks=[annealing, progress], verbose=0)
     except KeyboardInterrupt:
         progress.stopped_by = "interrupted"
         report("interrupted: keeping the best model so far")

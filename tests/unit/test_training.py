@@ -15,7 +15,7 @@ import yaml
 from solver.cli import main
 from solver.drawing import CaptchaDrawer
 from solver.profiles import load_profile
-from solver.recognizers import Recognizer
+from solver.recognizers import Reading, Recognizer
 
 pytestmark = pytest.mark.slow
 
@@ -68,13 +68,17 @@ def labelled_folder(folder: Path, profile_path: Path, count: int) -> Path:
     return folder
 
 
+def accuracy_on(recognizer: Recognizer, folder: Path) -> tuple[float, list[Reading]]:
+    rows = [line.split(",") for line in (folder / "labels.csv").read_text().split()[1:]]
+    readings = recognizer.read_batch([(folder / name).read_bytes() for name, _ in rows])
+    right = sum(r.text == label for r, (_, label) in zip(readings, rows))
+    return right / len(rows), readings
+
+
 def test_tiny_model_learns_far_above_chance(trained: Path, profile_path: Path,
                                             tmp_path: Path) -> None:
     recognizer = Recognizer(trained, load_profile(profile_path))
-    folder = labelled_folder(tmp_path / "fresh", profile_path, 100)
-    rows = [line.split(",") for line in (folder / "labels.csv").read_text().split()[1:]]
-    readings = recognizer.read_batch([(folder / name).read_bytes() for name, _ in rows])
-    accuracy = sum(r.text == label for r, (_, label) in zip(readings, rows)) / len(rows)
+    accuracy, _ = accuracy_on(recognizer, labelled_folder(tmp_path / "fresh", profile_path, 100))
     assert accuracy > 0.5, f"sequence accuracy {accuracy:.0%} (chance is 1/16)"
 
 
@@ -161,9 +165,6 @@ def test_segment_pipeline_trains_and_reads(profile_path: Path, tmp_path: Path) -
     assert 0.2 <= metadata["segmentation"]["character_aspect"] <= 2.0
     assert 0.0 <= metadata["metrics"]["segmentation_kept_rate"] <= 1.0
     recognizer = Recognizer(out, load_profile(profile_path))
-    folder = labelled_folder(tmp_path / "fresh", profile_path, 60)
-    rows = [line.split(",") for line in (folder / "labels.csv").read_text().split()[1:]]
-    readings = recognizer.read_batch([(folder / name).read_bytes() for name, _ in rows])
-    accuracy = sum(r.text == label for r, (_, label) in zip(readings, rows)) / len(rows)
+    accuracy, readings = accuracy_on(recognizer, labelled_folder(tmp_path / "fresh", profile_path, 60))
     assert accuracy > 0.3, f"sequence accuracy {accuracy:.0%} (chance is 1/16)"
     assert all(len(r.text) == 2 for r in readings)  # the forced count is the profile's length
