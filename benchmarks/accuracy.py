@@ -76,17 +76,22 @@ def measure(model: Path, profile: SiteProfile, images: list[bytes], truths: list
 
 
 def generated(args: argparse.Namespace) -> None:
-    profile = load_profile(args.profile)
+    base = profile = load_profile(args.profile)
     if args.length:
         profile = profile.model_copy(update={"format": profile.format.model_copy(
             update={"length": (args.length, args.length)})})
-    _, training = train_model(profile, args, [])
+    if args.model:  # measure an existing model, e.g. the shipped one
+        model, training = Path(args.model), {"trained_here": False}
+    else:
+        model, training = train_model(profile, args, [])
     drawer = CaptchaDrawer.from_settings(profile.synthetic, profile.source.parent)
     rng = random.Random(10_000 + args.seed)  # disjoint from the training texts' seeds
     fmt = profile.format
     truths = [random_text(rng, fmt.charset, fmt.min_length, fmt.max_length) for _ in range(args.test)]
     images = [drawer.png(text) for text in truths]
-    figures = measure(RESULTS / "models" / args.name, profile, images, truths,
+    # an existing model is checked against the profile it was trained for; the test
+    # texts may still be of one length within its range
+    figures = measure(model, base if args.model else profile, images, truths,
                       [str(i) for i in range(len(truths))])
     save(args.name, {"kind": "generated", "profile": args.profile, "length": args.length,
                      "revision": git_revision(), **training, **figures})
@@ -109,7 +114,10 @@ def dataset(args: argparse.Namespace) -> None:
         (folder / "labels.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"split: {len(train_part)} train, {len(test_part)} test (seed {args.seed}); "
           f"lists in {split_dir}")
-    model, training = train_model(profile, args, [split_dir / "train"])
+    if args.model:
+        model, training = Path(args.model), {"trained_here": False}
+    else:
+        model, training = train_model(profile, args, [split_dir / "train"])
     images = [s.path.read_bytes() for s in test_part]
     figures = measure(model, profile, images, [s.label for s in test_part],
                       [s.path.name for s in test_part])
@@ -135,6 +143,7 @@ def main() -> None:
         sub.add_argument("--real-fraction", type=float, default=0.5)
         sub.add_argument("--seed", type=int, default=1)
         sub.add_argument("--from", dest="start_from", help="fine-tune from a model folder")
+        sub.add_argument("--model", help="measure this model folder instead of training one")
         if kind == "generated":
             sub.add_argument("--length", type=int, help="fix the length (e.g. 4)")
             sub.add_argument("--test", type=int, default=2000)

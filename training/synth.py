@@ -100,7 +100,8 @@ def draw_lookalikes(profile: SiteProfile, count: int, height: int, width: int, s
 def augment(images: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
     """Small random changes a real site's captchas show from one to the next.
 
-    Rotation (up to 4 degrees), shear, scale and shift; sometimes blur or noise.
+    Rotation (up to 4 degrees), shear, scale and shift; sometimes contrast and
+    brightness changes, blur or noise.
     ``images``: uint8 ``(n, height, width)``; returns a new array.
     """
     out = np.empty_like(images)
@@ -114,6 +115,12 @@ def augment(images: np.ndarray, rng: np.random.Generator, strength: float = 1.0)
         matrix[1, 2] += rng.uniform(-0.06, 0.06) * height * strength
         warped = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
+        if rng.random() < 0.3 * strength:  # contrast and brightness
+            mean = float(warped.mean())
+            contrast = 1 + rng.uniform(-0.3, 0.3) * strength
+            brightness = rng.uniform(-20, 20) * strength
+            warped = np.clip((warped.astype(np.float32) - mean) * contrast + mean + brightness,
+                             0, 255).astype(np.uint8)
         if rng.random() < 0.25 * strength:
             warped = cv2.GaussianBlur(warped, (3, 3), rng.uniform(0.3, 0.9))
         if rng.random() < 0.25 * strength:

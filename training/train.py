@@ -162,6 +162,8 @@ class _Progress(keras.callbacks.Callback):
         done = epoch + 1 - self.state.get("first_epoch", 0)
         remaining = self.options.epochs - (epoch + 1)
         eta = elapsed / max(done, 1) * remaining
+        if self.options.time_budget_s is not None:  # the budget ends the run first
+            eta = min(eta, max(0.0, self.options.time_budget_s - elapsed))
         self.report(
             f"epoch {epoch + 1}/{self.options.epochs}: loss {logs.get('loss', float('nan')):.3f}, "
             f"validation {accuracy:.2%} (best {self.state['best_accuracy']:.2%} at epoch "
