@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 BROWSER := $(VENV)/.browser
-MODEL_ARGS ?= --synthetic 60000 --epochs 40 --time-budget 30 --seed 1
+MODEL_ARGS ?= --synthetic 60000 --epochs 40 --time-budget 30 --seed 1 --quantize
 
 .PHONY: demo test setup model clean
 

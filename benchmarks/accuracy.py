@@ -39,7 +39,8 @@ def train_model(profile: SiteProfile, args: argparse.Namespace, data: list[Path]
     out = RESULTS / "models" / args.name
     started = time.monotonic()
     result = train(TrainOptions(
-        profile=profile, data=data, synthetic=args.synthetic, epochs=args.epochs,
+        profile=profile, data=data, pipeline=args.pipeline, synthetic=args.synthetic,
+        epochs=args.epochs,
         time_budget_s=args.budget * 60 if args.budget else None, seed=args.seed, out=out,
         batch_size=args.batch_size, real_fraction=args.real_fraction, patience=args.patience,
         start_from=Path(args.start_from) if args.start_from else None),
@@ -122,6 +123,7 @@ def dataset(args: argparse.Namespace) -> None:
     figures = measure(model, profile, images, [s.label for s in test_part],
                       [s.path.name for s in test_part])
     save(args.name, {"kind": "dataset", "profile": args.profile, "data": args.data,
+                     "pipeline": args.pipeline or profile.model.pipeline,
                      "train_images": len(train_part), "labels_refused": report.refused_count,
                      "split": str(split_dir.relative_to(RESULTS.parent.parent)),
                      "revision": git_revision(), **training, **figures})
@@ -144,6 +146,8 @@ def main() -> None:
         sub.add_argument("--seed", type=int, default=1)
         sub.add_argument("--from", dest="start_from", help="fine-tune from a model folder")
         sub.add_argument("--model", help="measure this model folder instead of training one")
+        sub.add_argument("--pipeline", choices=("ctc", "segment"),
+                         help="default: the profile's model.pipeline")
         if kind == "generated":
             sub.add_argument("--length", type=int, help="fix the length (e.g. 4)")
             sub.add_argument("--test", type=int, default=2000)

@@ -347,6 +347,7 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
                   "data": [str(path) for path in options.data], "seed": options.seed,
                   "epochs": state.get("epoch", 0), "best_epoch": state.get("best_epoch"),
                   "stopped_by": progress.stopped_by, "config": config.to_dict(),
+                  "quantized": options.quantize,
                   "seconds": round(time.monotonic() - started, 1)},
         metrics={"validation_sequence_accuracy": state.get("best_accuracy"),
                  "validation_images": len(validation),
