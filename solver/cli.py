@@ -156,7 +156,8 @@ def cmd_dataset_stats(args: argparse.Namespace) -> int:
     store = _store(args)
     stats = store.stats()
     print(f"{store.root}: {stats['images']} images, {stats['labelled']} labelled "
-          f"({stats['verified']} verified by the site), {stats['unlabelled']} unlabelled")
+          f"({stats['verified']} verified by the site), {stats['unlabelled']} unlabelled"
+          + (f" ({stats['suggested']} with a model's suggestion)" if stats["suggested"] else ""))
     counts = label_counts(store.samples())
     if counts:
         print("characters: " + " ".join(f"{ch}:{n}" for ch, n in sorted(counts.items())))

@@ -3,7 +3,8 @@
 A labelled folder is either
 
 * a folder with ``labels.csv`` whose header names at least ``file`` and
-  ``label`` (the project's own datasets add ``source``, ``verified`` and ``when``),
+  ``label`` (the project's own datasets add ``source``, ``verified``, ``when``,
+  ``suggestion`` and ``confidence``),
 * or a folder of images whose file names are their labels (``2b827.png``).
 
 Labels are checked against a profile's format; the bad ones are reported with
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import logging
 import os
 import time
@@ -132,7 +134,7 @@ def label_counts(samples: list[Sample]) -> Counter[str]:
 # ---------------------------------------------------------------------------
 # the project's own dataset folder
 
-MANIFEST_COLUMNS = ("file", "label", "source", "verified", "when")
+MANIFEST_COLUMNS = ("file", "label", "source", "verified", "when", "suggestion", "confidence")
 _SUFFIX_OF_FORMAT = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp"}
 
 
@@ -149,6 +151,12 @@ class Entry:
     source: str = ""
     verified: bool = False
     when: str = ""
+    suggestion: str = ""  # a model's reading, for a person (or the site) to confirm
+    confidence: float | None = None  # the model's confidence in ``suggestion``
+
+    @property
+    def needs_label(self) -> bool:
+        return not self.label
 
 
 @dataclass(frozen=True)
@@ -199,11 +207,13 @@ class DatasetStore:
                     raise DatasetError(f"{self.manifest}: not a dataset manifest (its header must "
                                        f"be {','.join(MANIFEST_COLUMNS)}); move it away")
                 for row in reader:
+                    confidence = row.get("confidence") or ""
                     self._entries[row["file"]] = Entry(
                         file=row["file"], label=row.get("label") or "",
                         source=row.get("source") or "",
                         verified=(row.get("verified") or "").lower() == "true",
-                        when=row.get("when") or "")
+                        when=row.get("when") or "", suggestion=row.get("suggestion") or "",
+                        confidence=float(confidence) if confidence else None)
         listed = set(self._entries)
         stray = [path.name for path in sorted(self.root.iterdir())
                  if path.suffix.lower() in IMAGE_SUFFIXES and path.name not in listed]
@@ -238,13 +248,25 @@ class DatasetStore:
         return {"images": len(entries),
                 "labelled": sum(bool(e.label) for e in entries),
                 "verified": sum(e.verified for e in entries),
-                "unlabelled": sum(not e.label for e in entries)}
+                "unlabelled": sum(not e.label for e in entries),
+                "suggested": sum(bool(e.suggestion) and not e.label for e in entries)}
+
+    def queue(self) -> list[Entry]:
+        """The images still to label, least confident first.
+
+        Images with no suggestion at all come first, then suggestions by rising
+        confidence; ties keep the order of collection.
+        """
+        waiting = [e for e in self.entries() if e.needs_label]
+        return sorted(waiting, key=lambda e: (bool(e.suggestion),
+                                              e.confidence if e.confidence is not None else -1.0))
 
     # -- writing
 
     def add(self, data: bytes, label: str | None = None, source: str = "collect",
-            verified: bool = False, force: bool = False) -> Added:
-        """Store an image (once) and, if given, its label."""
+            verified: bool = False, force: bool = False, suggestion: str | None = None,
+            confidence: float | None = None) -> Added:
+        """Store an image (once) and, if given, its label or a model's suggestion for it."""
         import hashlib
 
         from solver.imaging import decode_image
@@ -259,10 +281,12 @@ class DatasetStore:
                 _write_atomically(self.root / name, data)
                 entry = Entry(file=name, source=source, when=_now())
                 self._entries[name] = entry
-                if label is None:
+                if label is None and suggestion is None:
                     self._write_manifest()
                     return Added(entry, new=True)
             if label is None:
+                if suggestion is not None:
+                    return Added(self.suggest(name, suggestion, confidence), new=existing is None)
                 return Added(self._entries[name], new=False)
             entry = self.set_label(name, label, source=source, verified=verified, force=force)
             return Added(entry, new=existing is None)
@@ -281,12 +305,33 @@ class DatasetStore:
                     f"not replacing it with {label!r} (pass --force to replace labels)")
             if entry.label == label and entry.verified and not verified:
                 return entry  # an unverified suggestion never downgrades a verified label
-            updated = Entry(file=file, label=label, source=source,
-                            verified=verified or (entry.verified and entry.label == label),
-                            when=_now())
+            updated = dataclasses.replace(
+                entry, label=label, source=source,
+                verified=verified or (entry.verified and entry.label == label), when=_now())
             self._entries[file] = updated
             self._write_manifest()
             return updated
+
+    def suggest(self, file: str, text: str, confidence: float | None = None) -> Entry:
+        """Keep a model's reading beside an image, as a suggestion; labels stay as they are."""
+        with self._lock:
+            entry = self._entries.get(file)
+            if entry is None:
+                raise DatasetError(f"{self.root}: no image {file!r} in this dataset")
+            updated = dataclasses.replace(entry, suggestion=text,
+                                          confidence=None if confidence is None else round(float(confidence), 4))
+            self._entries[file] = updated
+            self._write_manifest()
+            return updated
+
+    def restore(self, previous: Entry) -> Entry:
+        """Put back an entry exactly as it was (an undo), e.g. after a label typed by mistake."""
+        with self._lock:
+            if previous.file not in self._entries:
+                raise DatasetError(f"{self.root}: no image {previous.file!r} in this dataset")
+            self._entries[previous.file] = previous
+            self._write_manifest()
+            return previous
 
     def _checked(self, label: str, file: str) -> str:
         charset, length, case_sensitive = self._format
@@ -334,7 +379,8 @@ class DatasetStore:
         writer.writerow(MANIFEST_COLUMNS)
         for entry in self._entries.values():
             writer.writerow([entry.file, entry.label, entry.source,
-                             "true" if entry.verified else "false", entry.when])
+                             "true" if entry.verified else "false", entry.when, entry.suggestion,
+                             "" if entry.confidence is None else f"{entry.confidence:.4f}"])
         _write_atomically(self.manifest, buffer.getvalue().encode("utf-8"))
 
     # -- chores

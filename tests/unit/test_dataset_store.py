@@ -88,7 +88,8 @@ def test_interrupted_write_is_recovered(tmp_path: Path) -> None:
     # and a temporary manifest left behind by an interrupted rewrite
     (tmp_path / ".labels.csv.x.tmp").write_text("garbage")
     reopened = DatasetStore(tmp_path)
-    assert reopened.stats() == {"images": 2, "labelled": 1, "verified": 0, "unlabelled": 1}
+    assert reopened.stats() == {"images": 2, "labelled": 1, "verified": 0, "unlabelled": 1,
+                                "suggested": 0}
     assert reopened.get("0123456789abcdef01234567.png").source == "recovered"
     assert len(rows(reopened)) == 2
     assert not (tmp_path / ".labels.csv.x.tmp").exists()
@@ -152,3 +153,27 @@ def test_written_split_folders_are_labelled_folders(tmp_path: Path) -> None:
     assert (len(train), len(test)) == (15, 5)
     assert {s.label for s in train} | {s.label for s in test} == {f"{i:04d}" for i in range(20)}
     assert all(s.path.resolve().parent == (tmp_path / "data").resolve() for s in train + test)
+
+
+def test_suggestions_wait_in_a_queue_least_confident_first(tmp_path: Path) -> None:
+    store = DatasetStore(tmp_path, DIGITS, (4, 4))
+    sure = store.add(png("1111"), suggestion="1111", confidence=0.99).entry
+    unsure = store.add(png("2222"), suggestion="2229", confidence=0.41).entry
+    bare = store.add(png("3333")).entry
+    done = store.add(png("4444"), "4444", source="hand").entry
+    assert [e.file for e in store.queue()] == [bare.file, unsure.file, sure.file]
+    assert store.get(unsure.file).label == ""  # a suggestion is not a label
+    assert store.stats()["suggested"] == 2
+    reopened = DatasetStore(tmp_path, DIGITS, (4, 4))  # suggestions survive in the manifest
+    assert reopened.get(unsure.file).suggestion == "2229"
+    assert reopened.get(unsure.file).confidence == pytest.approx(0.41)
+    assert [s.label for s in read_labelled_folder(tmp_path) if s.label] == ["4444"]
+    assert done.file not in {e.file for e in reopened.queue()}
+
+
+def test_restore_undoes_a_label(tmp_path: Path) -> None:
+    store = DatasetStore(tmp_path, DIGITS, (4, 4))
+    before = store.add(png("5678"), suggestion="5673", confidence=0.3).entry
+    store.set_label(before.file, "5678", source="hand")
+    assert store.restore(before) == before
+    assert DatasetStore(tmp_path).get(before.file) == before
