@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from solver.errors import SolverError
+from solver.steps import Call, Steps, run_async, run_sync
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, ElementHandle, Page, Response
@@ -98,15 +99,14 @@ class ResponseRecorder:
         while len(self._responses) > self._keep:
             self._responses.popitem(last=False)
 
-    def body(self, url: str) -> bytes | None:
+    def response(self, url: str) -> Any:
+        """The recorded successful response for ``url``, or None."""
         response = self._responses.get(url)
-        if response is None or not response.ok:
-            return None
-        try:
-            return response.body()
-        except Exception as error:  # the page navigated away and the body is gone
-            logger.debug("recorded body of %s is gone: %s", url, error)
-            return None
+        return response if response is not None and response.ok else None
+
+    def body(self, url: str) -> bytes | None:
+        """The recorded body for ``url`` (sync API), or None."""
+        return run_sync(_recorded_body(self, url))
 
     def detach(self) -> None:
         self._target.remove_listener("response", self._on_response)
@@ -123,18 +123,17 @@ def _data_uri_bytes(url: str) -> bytes | None:
     return unquote_to_bytes(payload)
 
 
-def grab(page: Page, element: ElementHandle, mode: str = "auto",
-         recorder: ResponseRecorder | None = None) -> Capture:
+def grab_steps(page: Any, element: Any, mode: str = "auto",
+               recorder: ResponseRecorder | None = None) -> Steps[Capture]:
     """The pixels of a loaded captcha element (see the module's doc for ``mode``)."""
     if mode not in MODES:
         raise CaptureError(f"capture mode {mode!r} is not one of {', '.join(MODES)}")
     started = time.perf_counter()
-    described: dict[str, Any] = element.evaluate(DESCRIBE_JS)
+    described: dict[str, Any] = yield Call(element, "evaluate", (DESCRIBE_JS,))
     kind, url = described["kind"], described["url"]
-    steps = _plan(mode, kind)
     tried = []
-    for step in steps:
-        data = _try(step, page, element, url, recorder)
+    for step in _plan(mode, kind):
+        data = yield from _try(step, page, element, url, recorder)
         if data:
             method = {"src": "response"}.get(step, step)
             return Capture(data, method, (time.perf_counter() - started) * 1000)
@@ -143,6 +142,18 @@ def grab(page: Page, element: ElementHandle, mode: str = "auto",
         f"{page.url}: could not grab the captcha ({kind}, {url[:80] or 'no URL'}) with "
         f"{' or '.join(tried)} (use capture: auto or screenshot in the profile"
         + ("; attach a ResponseRecorder before loading the page" if "src" in tried else "") + ")")
+
+
+def grab(page: Page, element: ElementHandle, mode: str = "auto",
+         recorder: ResponseRecorder | None = None) -> Capture:
+    """The pixels of a loaded captcha element (see the module's doc for ``mode``)."""
+    return run_sync(grab_steps(page, element, mode, recorder))
+
+
+async def grab_async(page: Any, element: Any, mode: str = "auto",
+                     recorder: ResponseRecorder | None = None) -> Capture:
+    """:func:`grab` for Playwright's async API."""
+    return await run_async(grab_steps(page, element, mode, recorder))
 
 
 def _plan(mode: str, kind: str) -> list[str]:
@@ -155,33 +166,46 @@ def _plan(mode: str, kind: str) -> list[str]:
     return [mode]
 
 
-def _screenshot(page: Page, element: ElementHandle) -> bytes:
+def _recorded_body(recorder: ResponseRecorder, url: str) -> Steps[bytes | None]:
+    response = recorder.response(url)
+    if response is None:
+        return None
+    try:
+        return (yield Call(response, "body"))  # type: ignore[no-any-return]
+    except Exception as error:  # the page navigated away and the body is gone
+        logger.debug("recorded body of %s is gone: %s", url, error)
+        return None
+
+
+def _screenshot(page: Any, element: Any) -> Steps[bytes]:
     """The element as shown. An element at a fractional position (an inline <img> on a
     text baseline, say) makes Playwright's element screenshot one pixel taller or wider
     than the image; clipping at the rounded box, where Chromium snaps the image, does not."""
-    element.scroll_into_view_if_needed()
-    box = element.bounding_box()
+    yield Call(element, "scroll_into_view_if_needed")
+    box = yield Call(element, "bounding_box")
     if box is None or box["width"] < 1 or box["height"] < 1:
         raise CaptureError(f"{page.url}: the captcha element is not visible, so it cannot be "
                            "screenshotted (check captcha.selector)")
     clip = {key: round(box[key]) for key in ("x", "y", "width", "height")}
-    return page.screenshot(clip=clip, type="png")
+    return (yield Call(page, "screenshot", (), {"clip": clip, "type": "png"}))  # type: ignore[no-any-return]
 
 
-def _try(step: str, page: Page, element: ElementHandle, url: str,
-         recorder: ResponseRecorder | None) -> bytes | None:
+def _try(step: str, page: Any, element: Any, url: str,
+         recorder: ResponseRecorder | None) -> Steps[bytes | None]:
     if step == "data-uri":
         return _data_uri_bytes(url)
     if step == "src":
-        return recorder.body(url) if recorder and url and not url.startswith("data:") else None
+        if recorder and url and not url.startswith("data:"):
+            return (yield from _recorded_body(recorder, url))
+        return None
     if step == "fetch":
         if not url or url.startswith("data:"):
             return None
-        response = page.request.get(url)
-        return response.body() if response.ok else None
+        response = yield Call(page.request, "get", (url,))
+        return (yield Call(response, "body")) if response.ok else None
     if step == "canvas":
-        data_url = element.evaluate(CANVAS_JS)
+        data_url = yield Call(element, "evaluate", (CANVAS_JS,))
         return _data_uri_bytes(data_url) if data_url else None
     if step == "screenshot":
-        return _screenshot(page, element)
+        return (yield from _screenshot(page, element))
     raise AssertionError(step)  # _plan only yields the steps above

@@ -189,6 +189,79 @@ def cmd_dataset_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_label(args: argparse.Namespace) -> int:
+    from solver.demo_site import SiteServer
+    from solver.labeller import build_label_app
+    from solver.profiles import ProfileRegistry
+    from solver.recognizers import Recognizer
+
+    profile = ProfileRegistry(args.profiles_dir).load(args.site)
+    store = _store(args)
+    model_dir = Path(args.model) if args.model else _models_dir(args) / profile.name
+    # no model yet is normal for a site's first labels: the page then has no pre-fill
+    has_model = bool(args.model) or (model_dir / "metadata.json").is_file()
+    recognizer = Recognizer(model_dir, profile) if has_model else None
+    app = build_label_app(store, profile, recognizer)  # reads the images without a suggestion
+    server = SiteServer(app, host=args.host, port=args.port, access_log=args.verbose)
+    stats = store.stats()
+    print(f"{store.root}: {stats['images']} images, {stats['labelled']} labelled, "
+          f"{stats['unlabelled']} to label "
+          + (f"({stats['suggested']} with a reading of {model_dir})" if recognizer
+             else f"(no model in {model_dir}: no suggestions)"))
+    print(f"Labelling page on {server.url}/ (Enter saves, Esc skips, Ctrl+Z undoes the last "
+          "save). Ctrl-C stops it.", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("listening on %s: other machines can change this dataset's labels",
+                       args.host)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+# --------------------------------------------------------------------- collect
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from solver.collect import CollectOptions, collect
+    from solver.profiles import ProfileRegistry
+    from solver.recognizers import Recognizer
+
+    profile = ProfileRegistry(args.profiles_dir).load(args.site)
+    if args.url:
+        profile = profile.with_url(args.url)
+    recognizer = None
+    if args.label != "none":
+        model_dir = Path(args.model) if args.model else _models_dir(args) / profile.name
+        recognizer = Recognizer(model_dir, profile)
+    store = _store(args)
+    options = CollectOptions(
+        count=args.n, out=store.root, concurrency=args.concurrency, label=args.label,
+        headed=args.headed, timeout_ms=args.timeout * 1000, retries=args.retries,
+        connect=args.connect)
+    options.check()
+    already = len(store)
+    with tqdm(total=args.n, initial=min(already, args.n), unit="img", desc=profile.name,
+              disable=args.quiet or None, dynamic_ncols=True) as bar:
+        try:
+            summary = collect(profile, options, recognizer, progress=bar.update, store=store)
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"interrupted: {store.root} holds {len(store)} images; run the same command "
+                  "again to continue", file=sys.stderr)
+            return 130
+    for line in summary.lines():
+        print(line)
+    stats = store.stats()
+    print(f"{store.root}: {stats['images']} images, {stats['labelled']} labelled "
+          f"({stats['verified']} verified by the site), {stats['unlabelled']} to label"
+          + (" (`solver label --site " + profile.name + "`)" if stats["unlabelled"] else ""))
+    return 0
+
+
 # --------------------------------------------------------------------- models
 
 
@@ -411,6 +484,42 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--verified-only", action="store_true")
     split.set_defaults(func=cmd_dataset_split)
+
+    label = verbs.add_parser(
+        "label", parents=[site_data, models_dir, model_arg],
+        help="a local web page to label a dataset's images by hand (Enter saves, Esc skips, "
+             "Ctrl+Z undoes)")
+    label.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    label.add_argument("--port", type=int, default=8766, help="port (default: 8766; 0: any free port)")
+    label.set_defaults(func=cmd_label)
+
+    collecting = verbs.add_parser(
+        "collect", parents=[profiles_dir, models_dir],
+        help="grab captchas from the profile's site into a dataset (data/NAME)")
+    collecting.add_argument("--site", required=True, metavar="NAME",
+                            help="profile name, or a path to a .yaml file")
+    collecting.add_argument("-n", type=int, required=True, metavar="N",
+                            help="collect until the dataset holds N images (again: continues)")
+    collecting.add_argument("--data", "--out", dest="data", metavar="DIR",
+                            help="dataset folder (default: data/NAME)")
+    collecting.add_argument("--concurrency", type=int, default=1, metavar="K",
+                            help="pages in parallel, each with its own session (default 1)")
+    collecting.add_argument("--label", choices=("none", "model", "confirm"), default="none",
+                            help="none: images only; model: keep the model's reading as a "
+                            "suggestion; confirm: submit the reading and keep it as a verified "
+                            "label when the site accepts it")
+    collecting.add_argument("--model", metavar="DIR", help="model folder (default: models/NAME)")
+    collecting.add_argument("--url", help="collect from this URL instead of the profile's")
+    collecting.add_argument("--headed", action="store_true", help="show the browser window")
+    collecting.add_argument("--timeout", type=float, default=10, metavar="SECONDS",
+                            help="per page action (default 10)")
+    collecting.add_argument("--retries", type=int, default=3,
+                            help="retries per captcha, with backoff, before giving up (default 3)")
+    collecting.add_argument("--connect", metavar="URL",
+                            help="use a remote browser: ws://... (playwright launch-server) or "
+                            "http://HOST:PORT (Chromium's --remote-debugging-port)")
+    collecting.add_argument("--quiet", action="store_true", help="no progress bar")
+    collecting.set_defaults(func=cmd_collect)
 
     demo = verbs.add_parser("demo", parents=[profiles_dir, models_dir],
                             help="run the local site and drive it in a real browser")

@@ -8,9 +8,14 @@ request draws a new captcha.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from solver.errors import SolverError
+from solver.steps import Call, Steps, run_async, run_sync
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from playwright.sync_api import ElementHandle, Frame, Page
@@ -46,39 +51,56 @@ el => el.tagName === 'IMG' ? [el.naturalWidth, el.naturalHeight]
 """
 
 
+#: a short fingerprint of what the element shows now: changes when a refresh worked
+SIGNATURE_JS = """
+el => {
+  if (el.tagName === 'IMG') return 'img:' + (el.currentSrc || el.src) + ':' + el.complete;
+  if (el.tagName === 'CANVAS') {
+    let url;
+    try { url = el.toDataURL('image/png'); } catch (e) { return 'canvas:tainted'; }
+    let hash = 0;
+    for (let i = 0; i < url.length; i += 7) hash = (hash * 31 + url.charCodeAt(i)) | 0;
+    return 'canvas:' + url.length + ':' + hash;
+  }
+  return 'bg:' + (getComputedStyle(el).backgroundImage || '');
+}
+"""
+
+#: true once the element shows something other than ``previous`` and has loaded it
+CHANGED_JS = "([el, previous]) => (" + SIGNATURE_JS + ")(el) !== previous && (" + LOADED_JS + ")(el) !== ''"
+
+
 class CaptchaNotFoundError(SolverError):
     """The profile's captcha selector matched nothing, or never loaded."""
 
 
-def captcha_frame(page: Page, profile: SiteProfile, timeout_ms: float = 10_000) -> Frame:
+def frame_steps(page: Any, profile: SiteProfile, timeout_ms: float = 10_000) -> Steps[Any]:
     """The frame that holds the captcha: the page's own, or the profile's iframe."""
     if profile.captcha.frame is None:
         return page.main_frame
     selector = profile.captcha.frame
     try:
-        handle = page.wait_for_selector(selector, state="attached", timeout=timeout_ms)
+        handle = yield Call(page, "wait_for_selector", (selector,),
+                            {"state": "attached", "timeout": timeout_ms})
     except Exception as error:  # playwright's TimeoutError and friends
         raise CaptchaNotFoundError(
             f"{page.url}: captcha.frame {selector!r} matched nothing within "
             f"{timeout_ms / 1000:.0f} s (check the selector in the profile: {error.__class__.__name__})"
         ) from None
-    frame = handle.content_frame() if handle else None
+    frame = (yield Call(handle, "content_frame")) if handle else None
     if frame is None:
         raise CaptchaNotFoundError(
             f"{page.url}: captcha.frame {selector!r} is not an <iframe> (point it at the iframe element)")
     return frame
 
 
-def wait_for_captcha(page: Page, profile: SiteProfile,
-                     timeout_ms: float = 10_000) -> tuple[ElementHandle, str]:
-    """Wait until the captcha is on the page and loaded.
-
-    Returns the element and its kind ("img", "canvas" or "background").
-    """
-    frame = captcha_frame(page, profile, timeout_ms)
+def wait_steps(page: Any, profile: SiteProfile, timeout_ms: float = 10_000) -> Steps[tuple[Any, str]]:
+    """Wait until the captcha is on the page and loaded: (element, kind)."""
+    frame = yield from frame_steps(page, profile, timeout_ms)
     selector = profile.captcha.selector
     try:
-        element = frame.wait_for_selector(selector, state="visible", timeout=timeout_ms)
+        element = yield Call(frame, "wait_for_selector", (selector,),
+                             {"state": "visible", "timeout": timeout_ms})
     except Exception as error:
         raise CaptchaNotFoundError(
             f"{page.url}: captcha.selector {selector!r} matched nothing visible within "
@@ -87,13 +109,157 @@ def wait_for_captcha(page: Page, profile: SiteProfile,
     if element is None:  # only possible for state="hidden"/"detached"; kept for type checkers
         raise CaptchaNotFoundError(f"{page.url}: captcha.selector {selector!r} matched nothing")
     try:
-        kind = frame.wait_for_function(LOADED_JS, arg=element, timeout=timeout_ms).json_value()
+        handle = yield Call(frame, "wait_for_function", (LOADED_JS,),
+                            {"arg": element, "timeout": timeout_ms})
+        kind = yield Call(handle, "json_value")
     except Exception as error:
         raise CaptchaNotFoundError(
             f"{page.url}: captcha {selector!r} is there but its image did not load within "
             f"{timeout_ms / 1000:.0f} s (is the image URL reachable? {error.__class__.__name__})"
         ) from None
     return element, str(kind)
+
+
+def signature_steps(element: Any) -> Steps[str]:
+    """What the captcha element shows now, as a short string (see :data:`SIGNATURE_JS`)."""
+    return str((yield Call(element, "evaluate", (SIGNATURE_JS,))))
+
+
+def refresh_steps(page: Any, profile: SiteProfile, element: Any,
+                  timeout_ms: float = 10_000) -> Steps[tuple[Any, str]]:
+    """Show a new captcha: the profile's refresh control, else a reload.
+
+    The refresh counts as done when the element shows something else and has
+    loaded it; when the control does nothing within the timeout, the page is
+    reloaded instead. Returns the loaded captcha (element, kind).
+    """
+    selector = profile.captcha.refresh
+    if selector is not None:
+        try:
+            before = yield from signature_steps(element)
+            frame = yield from frame_steps(page, profile, timeout_ms)
+            control = frame if (yield Call(frame, "query_selector", (selector,))) else page
+            yield Call(control, "click", (selector,), {"timeout": timeout_ms})
+            frame = yield from frame_steps(page, profile, timeout_ms)
+            yield Call(frame, "wait_for_function", (CHANGED_JS,),
+                       {"arg": [element, before], "timeout": timeout_ms})
+            return (yield from wait_steps(page, profile, timeout_ms))
+        except CaptchaNotFoundError:
+            raise
+        except Exception as error:  # the control is gone or did nothing: reload instead
+            logger.info("%s: captcha.refresh %r did not show a new captcha (%s); reloading",
+                        page.url, selector, error.__class__.__name__)
+    yield Call(page, "reload", (), {"timeout": timeout_ms})
+    return (yield from wait_steps(page, profile, timeout_ms))
+
+
+# Marks what the page shows before a submit, so the outcome can be told from what was
+# there already: the result of an earlier try, or a page that did not navigate.
+MARK_JS = """
+([success, failure]) => {
+  window.__solverSubmitted = true;
+  for (const selector of [success, failure])
+    if (selector) document.querySelectorAll(selector).forEach(e => e.setAttribute('data-solver-seen', ''));
+}
+"""
+
+# "accepted" or "refused" once the page says so (a new page, or a changed one); null before.
+OUTCOME_JS = """
+([success, failure]) => {
+  if (document.readyState === 'loading') return null;
+  const fresh = s => !!s && [...document.querySelectorAll(s)].some(e => !e.hasAttribute('data-solver-seen'));
+  if (fresh(success)) return 'accepted';
+  if (fresh(failure)) return 'refused';
+  if (!success && !window.__solverSubmitted && document.readyState === 'complete') return 'accepted';
+  return null;
+}
+"""
+
+#: what a submit led to
+OUTCOMES = ("accepted", "refused", "unknown")
+
+
+def submit_steps(page: Any, profile: SiteProfile, text: str,
+                 timeout_ms: float = 10_000) -> Steps[str]:
+    """Type ``text`` into the form, submit it, and wait for the site's verdict.
+
+    Returns "accepted" when ``form.success`` shows up, "refused" when
+    ``form.failure`` does (either on a new page or on the same one, as a
+    script-driven form does), and "unknown" when neither appears in time.
+    With only ``form.failure`` in the profile, a new page without it counts
+    as accepted.
+    """
+    form = profile.form
+    selectors = [form.success, form.failure]
+    try:
+        yield Call(page, "fill", (form.input, text), {"timeout": timeout_ms})
+    except Exception as error:
+        raise CaptchaNotFoundError(
+            f"{page.url}: form.input {form.input!r} matched no text input within "
+            f"{timeout_ms / 1000:.0f} s (check the selector in the profile: {error.__class__.__name__})"
+        ) from None
+    yield Call(page, "evaluate", (MARK_JS, selectors))
+    try:
+        yield Call(page, "click", (form.submit,), {"timeout": timeout_ms})
+    except Exception as error:
+        raise CaptchaNotFoundError(
+            f"{page.url}: form.submit {form.submit!r} could not be clicked within "
+            f"{timeout_ms / 1000:.0f} s (check the selector in the profile: {error.__class__.__name__})"
+        ) from None
+    if not form.success and not form.failure:
+        yield Call(page, "wait_for_load_state", (), {"timeout": timeout_ms})
+        return "unknown"
+    try:
+        handle = yield Call(page, "wait_for_function", (OUTCOME_JS,),
+                            {"arg": selectors, "timeout": timeout_ms})
+        return str((yield Call(handle, "json_value")))
+    except Exception as error:  # a timeout: the page said nothing we recognise
+        logger.info("%s: neither form.success %r nor form.failure %r appeared after submitting (%s)",
+                    page.url, form.success, form.failure, error.__class__.__name__)
+        return "unknown"
+
+
+def debug_steps(page: Any, folder: Path, stem: str) -> Steps[tuple[Path | None, Path | None]]:
+    """Save a screenshot and the HTML of the page, for a person to see what went wrong."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shot, html = folder / f"{stem}.png", folder / f"{stem}.html"
+    try:
+        yield Call(page, "screenshot", (), {"path": str(shot), "full_page": True, "timeout": 10_000})
+    except Exception as error:  # a crashed page has no pixels; keep going with its HTML
+        logger.warning("could not save a screenshot of %s: %s", page.url, error)
+        shot = None  # type: ignore[assignment]
+    try:
+        html.write_text((yield Call(page, "content")), encoding="utf-8")
+    except Exception as error:
+        logger.warning("could not save the HTML of %s: %s", page.url, error)
+        html = None  # type: ignore[assignment]
+    return shot, html
+
+
+def captcha_frame(page: Page, profile: SiteProfile, timeout_ms: float = 10_000) -> Frame:
+    """The frame that holds the captcha: the page's own, or the profile's iframe."""
+    return run_sync(frame_steps(page, profile, timeout_ms))  # type: ignore[no-any-return]
+
+
+def wait_for_captcha(page: Page, profile: SiteProfile,
+                     timeout_ms: float = 10_000) -> tuple[ElementHandle, str]:
+    """Wait until the captcha is on the page and loaded.
+
+    Returns the element and its kind ("img", "canvas" or "background").
+    """
+    return run_sync(wait_steps(page, profile, timeout_ms))
+
+
+async def wait_for_captcha_async(page: Any, profile: SiteProfile,
+                                 timeout_ms: float = 10_000) -> tuple[Any, str]:
+    """:func:`wait_for_captcha` for Playwright's async API."""
+    return await run_async(wait_steps(page, profile, timeout_ms))
+
+
+def refresh_captcha(page: Page, profile: SiteProfile, element: ElementHandle,
+                    timeout_ms: float = 10_000) -> tuple[ElementHandle, str]:
+    """Show a new captcha and wait until it is loaded (see :func:`refresh_steps`)."""
+    return run_sync(refresh_steps(page, profile, element, timeout_ms))
 
 
 def captcha_size(element: ElementHandle) -> tuple[int, int]:

@@ -23,7 +23,7 @@ import random
 import secrets
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +54,7 @@ class Challenge:
     answer: str
     png: bytes
     issued_at: float
+    style: str = ""
 
 
 class CaptchaSite:
@@ -83,6 +84,8 @@ class CaptchaSite:
         self._challenges: OrderedDict[tuple[str, str], Challenge] = OrderedDict()
         self._lock = threading.Lock()
         self.stats = {"issued": 0, "accepted": 0, "refused": 0, "expired": 0}
+        #: the latest captchas issued, oldest first (tests compare what a client grabbed)
+        self.history: deque[Challenge] = deque(maxlen=MAX_CHALLENGES)
         self.app = Starlette(routes=[
             Route("/", self._index),
             Route("/healthz", self._health),
@@ -114,8 +117,9 @@ class CaptchaSite:
             answer = random_text(self._random[style.name], style.charset,
                                  style.min_length, style.max_length)
         png = style.drawer.png(answer)
-        challenge = Challenge(answer=answer, png=png, issued_at=self.clock())
+        challenge = Challenge(answer=answer, png=png, issued_at=self.clock(), style=style.name)
         with self._lock:
+            self.history.append(challenge)
             key = (session_id, style.name)
             self._challenges[key] = challenge
             self._challenges.move_to_end(key)

@@ -183,3 +183,49 @@ def test_dataset_verbs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     assert main(["dataset", "export", *site, str(tmp_path / "e"), "--layout", "names"]) == 0
     assert sorted(p.name for p in (tmp_path / "e").iterdir()) == [
         "1234.png", "3456.png", "5678.png", "9012.png"]
+
+
+def test_label_argument_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    site = ["--site", "digits", "--profiles-dir", str(PROFILES), "--data", str(tmp_path / "d")]
+    assert main(["label", *site, "--model", str(tmp_path / "none")]) == 2  # named: must exist
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'none'}: no trained model here")
+    assert main(["label", "--site", "digitz", "--profiles-dir", str(PROFILES)]) == 2
+    assert "did you mean 'digits'?" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert main(["label", *site, "--models-dir", str(tmp_path), "--port", str(port)]) == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["label", "--port", "80"])  # --site is required
+    assert usage.value.code == 2
+
+
+def test_label_serves_the_page_with_the_models_readings(tmp_path: Path) -> None:
+    from solver.dataset import DatasetStore
+    from solver.drawing import CaptchaDrawer
+
+    store = DatasetStore(tmp_path / "d")
+    drawer = CaptchaDrawer(width=120, height=45, font_sizes=(32,))
+    files = [store.add(drawer.png(text)).entry.file for text in ("1234", "5678")]
+    server = subprocess.Popen([sys.executable, "-m", "solver", "label", "--site", "digits",
+                               "--data", str(tmp_path / "d"), "--port", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert server.stdout is not None
+        counts = server.stdout.readline()
+        assert counts == (f"{tmp_path / 'd'}: 2 images, 0 labelled, 2 to label "
+                          f"(2 with a reading of {Path('models') / 'digits'})\n")
+        banner = server.stdout.readline()
+        assert banner.startswith("Labelling page on http://127.0.0.1:")
+        url = banner.split()[3].rstrip("/")
+        with urllib.request.urlopen(url + "/", timeout=10) as response:
+            assert b'id="label"' in response.read()
+        with urllib.request.urlopen(url + "/api/next", timeout=10) as response:
+            item = json.loads(response.read())["item"]
+        assert item["file"] in files and len(item["suggestion"]) == 4
+        assert all(entry.suggestion for entry in DatasetStore(tmp_path / "d").entries())
+    finally:
+        server.terminate()
+        server.communicate(timeout=20)
