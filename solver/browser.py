@@ -176,3 +176,29 @@ def install(timeout: float = 600.0, report=print) -> BrowserChoice:  # type: ign
         "could not get a Chromium: Playwright's download failed and no system Chromium is "
         "installed (install your system's chromium package, e.g. `sudo apt-get install -y "
         f"chromium`, then run this again; or set {ENV_VAR}=/path/to/chromium)")
+
+
+def connect_steps(playwright: Any, endpoint: str, timeout_ms: float = 30_000) -> Any:
+    """Steps (:mod:`solver.steps`): connect to a remote browser instead of launching one.
+
+    ``ws://...`` is a Playwright browser server (``playwright launch-server`` or
+    ``playwright run-server``); ``http://host:port`` is a Chromium started with
+    ``--remote-debugging-port`` (Chrome DevTools Protocol).
+    """
+    from solver.errors import SiteError, UsageError
+    from solver.steps import Call
+
+    if endpoint.startswith(("ws://", "wss://")):
+        method = "connect"
+    elif endpoint.startswith(("http://", "https://")):
+        method = "connect_over_cdp"
+    else:
+        raise UsageError(f"--connect {endpoint}: give ws://HOST:PORT/PATH (a Playwright browser "
+                         "server) or http://HOST:PORT (Chromium's debugging port)")
+    try:
+        return (yield Call(playwright.chromium, method, (endpoint,), {"timeout": timeout_ms}))
+    except Exception as error:
+        first = str(error).splitlines()[0] if str(error) else ""
+        raise SiteError(f"--connect {endpoint}: could not reach the browser ({error.__class__.__name__}: "
+                        f"{first}); start one with `playwright launch-server --browser chromium` "
+                        "(ws://) or run Chromium with --remote-debugging-port (http://)") from None

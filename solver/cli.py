@@ -262,6 +262,49 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------- solve
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    from solver.browser import connect_steps, launch_chromium
+    from solver.profiles import ProfileRegistry
+    from solver.solve import Solver
+    from solver.steps import run_sync
+
+    profile = ProfileRegistry(args.profiles_dir).load(args.site)
+    if args.url:
+        profile = profile.with_url(args.url)
+    model_dir = Path(args.model) if args.model else _models_dir(args) / profile.name
+    solver = Solver(profile, model_dir, attempts=args.attempts, timeout_ms=args.timeout * 1000)
+    with sync_playwright() as playwright:
+        browser = (run_sync(connect_steps(playwright, args.connect)) if args.connect
+                   else launch_chromium(playwright, headless=not args.headed))
+        try:
+            page = browser.new_page()
+            started = time.perf_counter()
+            solver.open(page)
+            load_ms = (time.perf_counter() - started) * 1000
+            result = solver.solve(page)
+        finally:
+            browser.close()
+    if args.json:
+        print(json.dumps({"site": profile.name, "url": profile.url, "load_ms": round(load_ms, 1),
+                          **result.to_json()}, indent=2))
+    else:
+        for number, attempt in enumerate(result.attempts, 1):
+            detail = f" ({attempt.reason})" if attempt.reason else ""
+            print(f"attempt {number}: read {attempt.text!r} (confidence {attempt.confidence:.3f}): "
+                  f"{attempt.outcome}{detail}")
+        stages = ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in result.ms.items())
+        print(("solved" if result.success else "NOT solved") + f" in {len(result.attempts)} "
+              f"attempt(s); page load {load_ms:.0f} ms; {stages}")
+    return 0 if result.success else 1
+
+
 # --------------------------------------------------------------------- models
 
 
@@ -332,6 +375,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
         written = write_report(result, args.report, f"{profile.name}: {recognizer.model_dir} on "
                                f"{', '.join(args.data)}", history)
         print(f"report: {', '.join(str(p) for p in written)}")
+    return 0
+
+
+# --------------------------------------------------------------------- serve
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from solver.api import build_api_app
+    from solver.demo_site import SiteServer
+    from solver.errors import UsageError
+    from solver.profiles import ProfileRegistry
+
+    if args.max_bytes < 1:
+        raise UsageError(f"--max-bytes {args.max_bytes}: give a positive number of bytes")
+    registry = ProfileRegistry(args.profiles_dir)
+    models_dir = _models_dir(args)
+    app = build_api_app(registry, models_dir, max_bytes=args.max_bytes)
+    server = SiteServer(app, host=args.host, port=args.port, access_log=args.verbose)
+    names = registry.names()
+    trained = [name for name in names if (models_dir / name / "metadata.json").is_file()]
+    print(f"{len(names)} sites in {registry.directory}/, {len(trained)} with a model in "
+          f"{models_dir}/ ({', '.join(trained) or 'none: train one with `solver train --site NAME`'})")
+    print(f"HTTP API on {server.url}/ (POST {server.url}/v1/sites/NAME/read with the image; "
+          f"GET {server.url}/v1/sites). Ctrl-C stops it.", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("listening on %s: other machines can use this API", args.host)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
@@ -493,6 +566,27 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--port", type=int, default=8766, help="port (default: 8766; 0: any free port)")
     label.set_defaults(func=cmd_label)
 
+    solving = verbs.add_parser(
+        "solve", parents=[profiles_dir, models_dir],
+        help="open the profile's page, read the captcha, submit it, check, retry")
+    solving.add_argument("--site", required=True, metavar="NAME",
+                         help="profile name, or a path to a .yaml file")
+    solving.add_argument("--model", metavar="DIR", help="model folder (default: models/NAME)")
+    solving.add_argument("--url", help="open this URL instead of the profile's")
+    solving.add_argument("--attempts", type=int, default=3,
+                         help="tries before giving up (default 3); a reading that breaks the "
+                         "profile or is unsure is not submitted, and counts as a try")
+    solving.add_argument("--timeout", type=float, default=10, metavar="SECONDS",
+                         help="per page action (default 10)")
+    solving.add_argument("--json", action="store_true",
+                         help="print the outcome as JSON (success, text, confidence, attempts, "
+                         "milliseconds per stage)")
+    solving.add_argument("--headed", action="store_true", help="show the browser window")
+    solving.add_argument("--connect", metavar="URL",
+                         help="use a remote browser: ws://... (playwright launch-server) or "
+                         "http://HOST:PORT (Chromium's --remote-debugging-port)")
+    solving.set_defaults(func=cmd_solve)
+
     collecting = verbs.add_parser(
         "collect", parents=[profiles_dir, models_dir],
         help="grab captchas from the profile's site into a dataset (data/NAME)")
@@ -520,6 +614,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "http://HOST:PORT (Chromium's --remote-debugging-port)")
     collecting.add_argument("--quiet", action="store_true", help="no progress bar")
     collecting.set_defaults(func=cmd_collect)
+
+    api = verbs.add_parser(
+        "serve", parents=[profiles_dir, models_dir],
+        help="HTTP API: POST /v1/sites/NAME/read with an image answers its text (JSON)")
+    api.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    api.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0: any free port)")
+    api.add_argument("--max-bytes", type=int, default=2 * 1024 * 1024, metavar="N",
+                     help="largest request body; larger ones get 413 (default: 2 MiB)")
+    api.set_defaults(func=cmd_serve)
 
     demo = verbs.add_parser("demo", parents=[profiles_dir, models_dir],
                             help="run the local site and drive it in a real browser")

@@ -344,25 +344,9 @@ def collect(profile: SiteProfile, options: CollectOptions, recognizer: Any = Non
 
 
 async def open_browser(playwright: Any, connect: str | None = None, headed: bool = False) -> Any:
-    """A local Chromium (:mod:`solver.browser`), or a remote one.
-
-    ``connect``: ``ws://...`` is a Playwright browser server (``playwright
-    launch-server`` or ``run-server``); ``http://host:port`` is a Chromium
-    started with ``--remote-debugging-port`` (Chrome DevTools Protocol).
-    """
-    from solver.browser import launch_chromium_async
+    """A local Chromium (:mod:`solver.browser`), or the remote one at ``connect``."""
+    from solver.browser import connect_steps, launch_chromium_async
 
     if connect is None:
         return await launch_chromium_async(playwright, headless=not headed)
-    try:
-        if connect.startswith(("ws://", "wss://")):
-            return await playwright.chromium.connect(connect, timeout=30_000)
-        if connect.startswith(("http://", "https://")):
-            return await playwright.chromium.connect_over_cdp(connect, timeout=30_000)
-    except Exception as error:
-        raise SiteError(f"--connect {connect}: could not reach the browser ({error.__class__.__name__}: "
-                        f"{str(error).splitlines()[0] if str(error) else ''}); start one with "
-                        "`playwright launch-server --browser chromium` (ws://) or run Chromium "
-                        "with --remote-debugging-port (http://)") from None
-    raise UsageError(f"--connect {connect}: give ws://HOST:PORT/PATH (a Playwright browser "
-                     "server) or http://HOST:PORT (Chromium's debugging port)")
+    return await run_async(connect_steps(playwright, connect))

@@ -179,6 +179,42 @@ OUTCOME_JS = """
 OUTCOMES = ("accepted", "refused", "unknown")
 
 
+def send_steps(page: Any, profile: SiteProfile, text: str, timeout_ms: float = 10_000) -> Steps[None]:
+    """Type ``text`` into the form and submit it (see :func:`submit_steps`)."""
+    form = profile.form
+    try:
+        yield Call(page, "fill", (form.input, text), {"timeout": timeout_ms})
+    except Exception as error:
+        raise CaptchaNotFoundError(
+            f"{page.url}: form.input {form.input!r} matched no text input within "
+            f"{timeout_ms / 1000:.0f} s (check the selector in the profile: {error.__class__.__name__})"
+        ) from None
+    yield Call(page, "evaluate", (MARK_JS, [form.success, form.failure]))
+    try:
+        yield Call(page, "click", (form.submit,), {"timeout": timeout_ms, "no_wait_after": True})
+    except Exception as error:
+        raise CaptchaNotFoundError(
+            f"{page.url}: form.submit {form.submit!r} could not be clicked within "
+            f"{timeout_ms / 1000:.0f} s (check the selector in the profile: {error.__class__.__name__})"
+        ) from None
+
+
+def verdict_steps(page: Any, profile: SiteProfile, timeout_ms: float = 10_000) -> Steps[str]:
+    """After :func:`send_steps`: wait for the site's verdict (see :func:`submit_steps`)."""
+    form = profile.form
+    if not form.success and not form.failure:
+        yield Call(page, "wait_for_load_state", (), {"timeout": timeout_ms})
+        return "unknown"
+    try:
+        handle = yield Call(page, "wait_for_function", (OUTCOME_JS,),
+                            {"arg": [form.success, form.failure], "timeout": timeout_ms})
+        return str((yield Call(handle, "json_value")))
+    except Exception as error:  # a timeout: the page said nothing we recognise
+        logger.info("%s: neither form.success %r nor form.failure %r appeared after submitting (%s)",
+                    page.url, form.success, form.failure, error.__class__.__name__)
+        return "unknown"
+
+
 def submit_steps(page: Any, profile: SiteProfile, text: str,
                  timeout_ms: float = 10_000) -> Steps[str]:
     """Type ``text`` into the form, submit it, and wait for the site's verdict.
@@ -189,34 +225,8 @@ def submit_steps(page: Any, profile: SiteProfile, text: str,
     With only ``form.failure`` in the profile, a new page without it counts
     as accepted.
     """
-    form = profile.form
-    selectors = [form.success, form.failure]
-    try:
-        yield Call(page, "fill", (form.input, text), {"timeout": timeout_ms})
-    except Exception as error:
-        raise CaptchaNotFoundError(
-            f"{page.url}: form.input {form.input!r} matched no text input within "
-            f"{timeout_ms / 1000:.0f} s (check the selector in the profile: {error.__class__.__name__})"
-        ) from None
-    yield Call(page, "evaluate", (MARK_JS, selectors))
-    try:
-        yield Call(page, "click", (form.submit,), {"timeout": timeout_ms})
-    except Exception as error:
-        raise CaptchaNotFoundError(
-            f"{page.url}: form.submit {form.submit!r} could not be clicked within "
-            f"{timeout_ms / 1000:.0f} s (check the selector in the profile: {error.__class__.__name__})"
-        ) from None
-    if not form.success and not form.failure:
-        yield Call(page, "wait_for_load_state", (), {"timeout": timeout_ms})
-        return "unknown"
-    try:
-        handle = yield Call(page, "wait_for_function", (OUTCOME_JS,),
-                            {"arg": selectors, "timeout": timeout_ms})
-        return str((yield Call(handle, "json_value")))
-    except Exception as error:  # a timeout: the page said nothing we recognise
-        logger.info("%s: neither form.success %r nor form.failure %r appeared after submitting (%s)",
-                    page.url, form.success, form.failure, error.__class__.__name__)
-        return "unknown"
+    yield from send_steps(page, profile, text, timeout_ms)
+    return (yield from verdict_steps(page, profile, timeout_ms))
 
 
 def debug_steps(page: Any, folder: Path, stem: str) -> Steps[tuple[Path | None, Path | None]]:

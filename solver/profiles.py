@@ -263,6 +263,56 @@ class SyntheticSection(_Section):
         raise _fix(f"expected a list, got {value!r}", "write a YAML list such as [42, 50]")
 
 
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class PreStep(_Section):
+    """One action on the way to the captcha (a login page, a menu); exactly one of
+    ``goto``, ``click``, ``fill`` (with ``env``) or ``wait_for``."""
+
+    goto: StrictStr | None = Field(None, description="Open this URL.")
+    click: Selector | None = Field(None, description="Click this element.")
+    fill: Selector | None = Field(None, description="Type into this input the value of ``env``.")
+    env: StrictStr | None = Field(
+        None, description="For fill: the environment variable holding the value (values never "
+        "live in the profile itself).", examples=["SITE_USER"])
+    wait_for: Selector | None = Field(None, description="Wait until this element is visible.")
+
+    @model_validator(mode="after")
+    def _one_action(self) -> PreStep:
+        actions = [key for key in ("goto", "click", "fill", "wait_for") if getattr(self, key) is not None]
+        if len(actions) != 1:
+            raise _fix(f"has {' and '.join(actions) or 'no action'}",
+                       "give exactly one of goto, click, fill or wait_for per step")
+        if self.fill is not None and not self.env:
+            raise _fix("fill needs env", "name the environment variable that holds the value, "
+                       "e.g. env: SITE_USER (values never go in the profile)")
+        if self.env is not None and self.fill is None:
+            raise _fix("env is only for fill", "remove env, or make the step a fill")
+        if self.env is not None and not ENV_NAME.match(self.env):
+            raise _fix(f"env {self.env!r} is not a variable name", "write e.g. SITE_USER")
+        if self.goto is not None and not self.goto.startswith(URL_SCHEMES):
+            raise _fix(f"goto {self.goto!r} is not a URL", "start it with http://, https:// or file://")
+        return self
+
+    def describe(self) -> str:
+        if self.fill is not None:
+            return f"fill {self.fill} from ${self.env}"
+        action = next(key for key in ("goto", "click", "wait_for") if getattr(self, key) is not None)
+        return f"{action} {getattr(self, action)}"
+
+    def value_from(self, environ: Mapping[str, str]) -> str:
+        """The value to type, from the environment; an error with the fix when unset."""
+        from solver.errors import UsageError
+
+        assert self.env is not None  # only fill steps have values
+        value = environ.get(self.env)
+        if value is None:
+            raise UsageError(f"the profile's step '{self.describe()}' needs the environment "
+                             f"variable {self.env} (export {self.env}=...)")
+        return value
+
+
 class SiteProfile(_Section):
     """A validated site profile. Build one with :func:`load_profile`."""
 
@@ -279,6 +329,8 @@ class SiteProfile(_Section):
     format: FormatSection
     model: ModelSection = Field(default_factory=ModelSection)
     synthetic: SyntheticSection = Field(default_factory=SyntheticSection)
+    steps: tuple[PreStep, ...] = Field(
+        (), description="Actions that lead from url to the captcha (log-in pages, menus), in order.")
     source: Path | None = Field(None, exclude=True, repr=False,
                                 json_schema_extra={"readOnly": True})
 
@@ -353,9 +405,15 @@ def _yaml_type(value: Any) -> str:
 
 def _allowed_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
     """The keys a mapping at ``location`` (a key path under ``model``) accepts."""
-    for part in location:
-        field = model.model_fields.get(str(part))
+    parts = list(location)
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
         annotation = getattr(field, "annotation", None)
+        items = getattr(annotation, "__args__", ())  # tuple[Model, ...]: the next part is an index
+        if items and isinstance(items[0], type) and issubclass(items[0], BaseModel):
+            annotation = items[0]
+            if parts and isinstance(parts[0], int):
+                parts.pop(0)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ class Recognizer:
         if profile is not None:
             check_fits_profile(self.metadata, profile, self.model_dir)
         self.charset = Charset(self.metadata.charset, self.metadata.case_sensitive)
+        self._lock = threading.Lock()
         self._interpreter = self._load(num_threads)
 
     def _load(self, num_threads: int):  # type: ignore[no-untyped-def]
@@ -111,14 +113,23 @@ class Recognizer:
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Per-step class probabilities for a prepared batch (N, H, W, C)."""
         interpreter = self._interpreter
-        source = interpreter.get_input_details()[0]["index"]
-        if batch.shape[0] != self._batch:
-            interpreter.resize_tensor_input(source, list(batch.shape))
-            interpreter.allocate_tensors()
-            self._batch = batch.shape[0]
-        interpreter.set_tensor(source, batch.astype(np.float32, copy=False))
-        interpreter.invoke()
-        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        with self._lock:  # one interpreter: set, invoke and get belong together
+            source = interpreter.get_input_details()[0]["index"]
+            if batch.shape[0] != self._batch:
+                interpreter.resize_tensor_input(source, list(batch.shape))
+                interpreter.allocate_tensors()
+                self._batch = batch.shape[0]
+            interpreter.set_tensor(source, batch.astype(np.float32, copy=False))
+            interpreter.invoke()
+            return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
+
+    def warm_up(self) -> None:
+        """One read of a blank image, so the first real read does not pay for allocation."""
+        meta = self.metadata
+        if meta.pipeline != "ctc":  # a segment model reads per character: nothing to allocate ahead
+            return
+        blank = np.full((meta.input_height, meta.input_width, 3), 255, np.uint8)
+        self.read(blank)
 
     def read(self, image: ImageLike) -> Reading:
         """Read one captcha (PNG/JPEG/... bytes, or an RGB uint8 array)."""

@@ -60,7 +60,23 @@ class Sleep:
         await asyncio.sleep(self.seconds)
 
 
-Step = Call | Sleep
+@dataclass(frozen=True)
+class Offload:
+    """CPU work (reading an image): run inline, or in a worker thread off the event loop."""
+
+    function: Any
+    args: tuple[Any, ...] = ()
+
+    def run_sync(self) -> Any:
+        return self.function(*self.args)
+
+    async def run_async(self) -> Any:
+        import asyncio
+
+        return await asyncio.to_thread(self.function, *self.args)
+
+
+Step = Call | Sleep | Offload
 Steps = Generator[Step, Any, T]
 
 

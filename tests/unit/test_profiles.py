@@ -98,7 +98,7 @@ def test_single_length_means_fixed_length() -> None:
      "p/shop.yaml: fromat: unknown key (did you mean 'format'?)"),
     (variant(colour="red"),
      "p/shop.yaml: colour: unknown key (remove it; allowed here: name, url, description, "
-     "captcha, form, format, model, synthetic)"),
+     "captcha, form, format, model, synthetic, steps)"),
     (variant(form__input=5),
      'p/shop.yaml: form.input: expected a string, got the number 5 (quote it, e.g. "text")'),
     (variant(format__case_sensitive="no"),
@@ -169,6 +169,17 @@ def test_single_length_means_fixed_length() -> None:
     (variant(synthetic={"fonts": ["nowhere.ttf"]}),
      "p/shop.yaml: synthetic.fonts[0]: font file 'nowhere.ttf' not found (give a .ttf path "
      "relative to p or an absolute one)"),
+    (variant(steps=[{"fill": "#user", "value": "alice"}]),
+     "p/shop.yaml: steps[0].value: unknown key (remove it; allowed here: goto, click, fill, env, "
+     "wait_for)"),
+    (variant(steps=[{"fill": "#user"}]),
+     "p/shop.yaml: steps[0]: fill needs env (name the environment variable that holds the value, "
+     "e.g. env: SITE_USER (values never go in the profile))"),
+    (variant(steps=[{"click": "#a", "goto": "http://x/"}]),
+     "p/shop.yaml: steps[0]: has goto and click (give exactly one of goto, click, fill or "
+     "wait_for per step)"),
+    (variant(steps=[{"fill": "#user", "env": "not a name"}]),
+     "p/shop.yaml: steps[0]: env 'not a name' is not a variable name (write e.g. SITE_USER)"),
 ])
 def test_each_rule_has_its_exact_message(data: dict, expected: str) -> None:
     assert problems(data) == [expected]
@@ -191,7 +202,7 @@ def test_every_problem_is_reported_at_once() -> None:
         "p/shop.yaml: form.input: is empty (give a CSS selector, or remove the key if it is optional)",
         "p/shop.yaml: format.length: min 9 is greater than max 2 (write [2, 9])",
         "p/shop.yaml: extra: unknown key (remove it; allowed here: name, url, description, "
-        "captcha, form, format, model, synthetic)",
+        "captcha, form, format, model, synthetic, steps)",
     ]
 
 
@@ -314,3 +325,19 @@ def test_shipped_example_is_a_site_profile() -> None:
     profile = load_profile(ROOT / "site_profiles" / "example.yaml")
     assert isinstance(profile, SiteProfile)
     assert profile.source == ROOT / "site_profiles" / "example.yaml"
+
+
+def test_pre_steps_take_values_from_the_environment_only() -> None:
+    from solver.errors import UsageError
+
+    profile = profile_from_data(variant(steps=[{"goto": "http://127.0.0.1/login"},
+                                               {"fill": "#user", "env": "SHOP_USER"},
+                                               {"click": "button#login"}, {"wait_for": "img"}]),
+                                "p/shop.yaml")
+    fill = profile.steps[1]
+    assert [step.describe() for step in profile.steps] == [
+        "goto http://127.0.0.1/login", "fill #user from $SHOP_USER", "click button#login",
+        "wait_for img"]
+    assert fill.value_from({"SHOP_USER": "alice"}) == "alice"
+    with pytest.raises(UsageError, match=r"needs the environment variable SHOP_USER \(export SHOP_USER=...\)"):
+        fill.value_from({})

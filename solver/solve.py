@@ -1,0 +1,257 @@
+"""Solving a site's captcha in Playwright: one core, a sync and an async shell.
+
+:class:`SolverCore` makes every decision (wait, grab, read, check the reading
+against the profile, fill, submit, read the site's verdict, refresh, retry) as
+generators of Playwright calls (:mod:`solver.steps`). :class:`Solver` drives
+them with Playwright's sync API, :class:`AsyncSolver` with its async API, where
+recognition runs in a worker thread, off the event loop.
+
+    from solver import Solver
+
+    solver = Solver.for_site("example")       # profiles in ./site_profiles, models in ./models
+    solver.open(page)                          # the profile's URL and pre-steps (optional)
+    result = solver.solve(page)                # fills, submits, checks, retries
+    text = solver.read(page).text              # only reads the captcha on the page
+
+    result = await AsyncSolver.for_site("example").solve(page)   # playwright.async_api
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import weakref
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from solver.capture import ResponseRecorder, grab_steps
+from solver.errors import SiteError, UsageError
+from solver.page import refresh_steps, send_steps, verdict_steps, wait_steps
+from solver.profiles import ProfileRegistry, SiteProfile
+from solver.recognizers import Reading, Recognizer
+from solver.steps import Call, Offload, Steps, run_async, run_sync
+
+MODELS_DIR_ENV = "SOLVER_MODELS_DIR"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try: what was read, whether it was submitted, and what the site said."""
+
+    text: str
+    confidence: float
+    outcome: str  # "accepted", "refused", "unknown", or "not submitted"
+    reason: str = ""  # why a reading was not submitted
+    ms: dict[str, float] = field(default_factory=dict)  # per stage
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """The outcome of :meth:`Solver.solve`."""
+
+    success: bool
+    text: str  # the last reading submitted (or read)
+    confidence: float
+    attempts: list[Attempt]
+
+    @property
+    def ms(self) -> dict[str, float]:
+        """Milliseconds per stage, summed over the attempts."""
+        total: dict[str, float] = {}
+        for attempt in self.attempts:
+            for stage, ms in attempt.ms.items():
+                total[stage] = total.get(stage, 0.0) + ms
+        return total
+
+    def to_json(self) -> dict[str, Any]:
+        return {"success": self.success, "text": self.text, "confidence": round(self.confidence, 4),
+                "attempts": len(self.attempts),
+                "ms": {stage: round(ms, 2) for stage, ms in self.ms.items()},
+                "history": [{**asdict(a), "confidence": round(a.confidence, 4),
+                             "ms": {s: round(v, 2) for s, v in a.ms.items()}} for a in self.attempts]}
+
+
+class SolverCore:
+    """Every decision of solving, as steps; the shells only make the calls."""
+
+    def __init__(self, profile: SiteProfile, recognizer: Recognizer, attempts: int = 3,
+                 timeout_ms: float = 10_000, environ: Any = None) -> None:
+        if attempts < 1:
+            raise UsageError(f"attempts {attempts}: use 1 or more")
+        self.profile = profile
+        self.recognizer = recognizer
+        self.attempts = attempts
+        self.timeout_ms = timeout_ms
+        self.environ = os.environ if environ is None else environ
+        self._recorders: weakref.WeakKeyDictionary[Any, ResponseRecorder] = weakref.WeakKeyDictionary()
+
+    # -- the pieces
+
+    def open_steps(self, page: Any, url: str | None = None) -> Steps[None]:
+        """Go to the profile's URL, run its pre-steps, and wait for the captcha."""
+        if page not in self._recorders:  # before the page loads the captcha: its bytes as served
+            self._recorders[page] = ResponseRecorder(page)
+        target = url or self.profile.url
+        response = yield Call(page, "goto", (target,), {"timeout": self.timeout_ms})
+        if response is not None and response.status >= 400:
+            raise SiteError(f"{target}: the site answered HTTP {response.status} "
+                            "(check url in the profile, and that the site is up)")
+        for index, step in enumerate(self.profile.steps):
+            yield from self._pre_step(page, index, step)
+        yield from wait_steps(page, self.profile, self.timeout_ms)
+
+    def _pre_step(self, page: Any, index: int, step: Any) -> Steps[None]:
+        where = f"{self.profile.name}: steps[{index}] ({step.describe()})"
+        try:
+            if step.goto is not None:
+                yield Call(page, "goto", (step.goto,), {"timeout": self.timeout_ms})
+            elif step.click is not None:
+                yield Call(page, "click", (step.click,), {"timeout": self.timeout_ms})
+            elif step.fill is not None:
+                yield Call(page, "fill", (step.fill, step.value_from(self.environ)),
+                           {"timeout": self.timeout_ms})
+            elif step.wait_for is not None:
+                yield Call(page, "wait_for_selector", (step.wait_for,), {"timeout": self.timeout_ms})
+        except UsageError:
+            raise
+        except Exception as error:
+            raise SiteError(f"{where} failed on {page.url}: {error.__class__.__name__}: "
+                            f"{str(error).splitlines()[0] if str(error) else ''} "
+                            "(check the step's selector in the profile)") from None
+
+    def read_steps(self, page: Any, stages: dict[str, float] | None = None) -> Steps[Reading]:
+        """Wait for the captcha on the page, grab it and read it (nothing is typed)."""
+        stages = {} if stages is None else stages
+        started = time.perf_counter()
+        element, _ = yield from wait_steps(page, self.profile, self.timeout_ms)
+        lap = time.perf_counter()
+        stages["wait"] = (lap - started) * 1000
+        reading = yield from self._grab_and_read(page, element, stages)
+        return reading
+
+    def _grab_and_read(self, page: Any, element: Any, stages: dict[str, float]) -> Steps[Reading]:
+        started = time.perf_counter()
+        shot = yield from grab_steps(page, element, self.profile.captcha.capture,
+                                     self._recorders.get(page))
+        lap = time.perf_counter()
+        stages["grab"] = (lap - started) * 1000
+        reading: Reading = yield Offload(self.recognizer.read, (shot.data,))
+        stages["read"] = (time.perf_counter() - lap) * 1000
+        return reading
+
+    def problem(self, reading: Reading) -> str | None:
+        """Why a reading must not be submitted, or None."""
+        problem = self.profile.format.label_problem(reading.text)
+        if problem is not None:
+            return problem
+        if reading.confidence < self.profile.model.min_confidence:
+            return (f"confidence {reading.confidence:.2f} is below model.min_confidence "
+                    f"{self.profile.model.min_confidence:.2f}")
+        return None
+
+    # -- the whole job
+
+    def solve_steps(self, page: Any) -> Steps[SolveResult]:
+        """Read, check, fill, submit and check the verdict; refresh and retry on failure."""
+        history: list[Attempt] = []
+        element = None
+        fresh = True  # the page shows a captcha nobody has tried yet
+        reading = Reading("", 0.0, 0.0)
+        for _ in range(self.attempts):
+            stages: dict[str, float] = {}
+            started = time.perf_counter()
+            if element is not None and not fresh:
+                element, _ = yield from refresh_steps(page, self.profile, element, self.timeout_ms)
+            else:
+                element, _ = yield from wait_steps(page, self.profile, self.timeout_ms)
+            stages["wait"] = (time.perf_counter() - started) * 1000
+            reading = yield from self._grab_and_read(page, element, stages)
+            fresh = False
+            problem = self.problem(reading)
+            if problem is not None:
+                history.append(Attempt(reading.text, reading.confidence, "not submitted", problem, stages))
+                continue
+            text = self.profile.format.normalise(reading.text)
+            lap = time.perf_counter()
+            yield from send_steps(page, self.profile, text, self.timeout_ms)
+            stages["submit"] = (time.perf_counter() - lap) * 1000
+            lap = time.perf_counter()
+            outcome = yield from verdict_steps(page, self.profile, self.timeout_ms)
+            stages["verdict"] = (time.perf_counter() - lap) * 1000
+            history.append(Attempt(text, reading.confidence, outcome, "", stages))
+            if outcome == "accepted":
+                return SolveResult(True, text, reading.confidence, history)
+            if outcome == "unknown" and not (self.profile.form.success or self.profile.form.failure):
+                break  # the profile gives no way to tell; trying again would guess
+            fresh, element = True, None  # after a try, the site shows a new captcha
+        return SolveResult(False, reading.text, reading.confidence, history)
+
+
+def _resolve(profile: SiteProfile | str, model_dir: str | os.PathLike[str] | None,
+             profiles_dir: str | None, models_dir: str | os.PathLike[str] | None) -> tuple[SiteProfile, Path]:
+    if isinstance(profile, str):
+        profile = ProfileRegistry(profiles_dir).load(profile)
+    if model_dir is None:
+        base = Path(models_dir or os.environ.get(MODELS_DIR_ENV) or "models")
+        model_dir = base / profile.name
+    return profile, Path(model_dir)
+
+
+class _Shell:
+    core: SolverCore
+
+    def __init__(self, profile: SiteProfile | str, model_dir: str | os.PathLike[str] | None = None, *,
+                 recognizer: Recognizer | None = None, attempts: int = 3, timeout_ms: float = 10_000,
+                 profiles_dir: str | None = None, models_dir: str | os.PathLike[str] | None = None) -> None:
+        profile, model_path = _resolve(profile, model_dir, profiles_dir, models_dir)
+        if recognizer is None:
+            recognizer = Recognizer(model_path, profile)  # refuses a model that does not fit
+            recognizer.warm_up()
+        self.core = SolverCore(profile, recognizer, attempts, timeout_ms)
+
+    @classmethod
+    def for_site(cls, name: str, **options: Any) -> Any:
+        """The profile ``name`` (``./site_profiles`` or ``profiles_dir``) and its model
+        (``./models/NAME``, ``$SOLVER_MODELS_DIR/NAME`` or ``models_dir``)."""
+        return cls(name, **options)
+
+    @property
+    def profile(self) -> SiteProfile:
+        return self.core.profile
+
+    @property
+    def recognizer(self) -> Recognizer:
+        return self.core.recognizer
+
+
+class Solver(_Shell):
+    """Solve captchas with Playwright's sync API (see the module's doc)."""
+
+    def open(self, page: Any, url: str | None = None) -> None:
+        """Go to the profile's URL (or ``url``), run its pre-steps, wait for the captcha."""
+        run_sync(self.core.open_steps(page, url))
+
+    def read(self, page: Any) -> Reading:
+        """Read the captcha on the page; nothing is typed or submitted."""
+        return run_sync(self.core.read_steps(page))
+
+    def solve(self, page: Any) -> SolveResult:
+        """Read, fill, submit and check, with up to ``attempts`` tries."""
+        return run_sync(self.core.solve_steps(page))
+
+
+class AsyncSolver(_Shell):
+    """Solve captchas with Playwright's async API; recognition runs off the event loop."""
+
+    async def open(self, page: Any, url: str | None = None) -> None:
+        """Go to the profile's URL (or ``url``), run its pre-steps, wait for the captcha."""
+        await run_async(self.core.open_steps(page, url))
+
+    async def read(self, page: Any) -> Reading:
+        """Read the captcha on the page; nothing is typed or submitted."""
+        return await run_async(self.core.read_steps(page))
+
+    async def solve(self, page: Any) -> SolveResult:
+        """Read, fill, submit and check, with up to ``attempts`` tries."""
+        return await run_async(self.core.solve_steps(page))

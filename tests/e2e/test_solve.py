@@ -1,0 +1,161 @@
+"""Solving on the local site in a real browser: sync and async shells, refusals, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from solver.artifacts import ModelError
+from solver.demo_site import CaptchaSite, LiveSite, SiteServer
+from solver.profiles import SiteProfile
+from solver.recognizers import Recognizer
+from solver.solve import AsyncSolver, Solver
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+PROFILES = str(ROOT / "site_profiles")
+STYLES = ["example", "digits", "datauri", "canvas", "iframe", "background"]
+
+
+def model_for(style: str) -> Path:
+    return ROOT / "models" / ("digits" if style == "digits" else "example")
+
+
+def changed(profile: SiteProfile, section: str, **values: Any) -> SiteProfile:
+    part = getattr(profile, section).model_copy(update=values)
+    return profile.model_copy(update={section: part})
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_sync_solver_solves_every_style(live_site: LiveSite, page: Any, style: str) -> None:
+    solver = Solver(live_site.profile(style, PROFILES), model_for(style))
+    accepted = live_site.site.stats["accepted"]
+    solver.open(page)
+    result = solver.solve(page)
+    assert result.success, result.to_json()
+    assert result.attempts[-1].outcome == "accepted"
+    assert live_site.site.stats["accepted"] == accepted + 1
+    assert page.locator(".flash.ok").count() == 1
+    assert {"wait", "grab", "read", "submit", "verdict"} <= set(result.ms)
+
+
+def _in_a_thread(coroutine_function: Any) -> Any:
+    """Run an async test body on its own loop (pytest-playwright's sync loop owns this thread)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coroutine_function())
+        except BaseException as error:  # re-raised in the test's thread
+            box["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(120)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+@pytest.mark.parametrize("style", ["example", "canvas", "iframe"])
+def test_async_solver_solves(live_site: LiveSite, style: str) -> None:
+    from playwright.async_api import async_playwright
+
+    from solver.browser import launch_chromium_async
+
+    async def body() -> Any:
+        solver = AsyncSolver(live_site.profile(style, PROFILES), model_for(style))
+        async with async_playwright() as playwright:
+            browser = await launch_chromium_async(playwright)
+            page = await browser.new_page()
+            await solver.open(page)
+            reading = await solver.read(page)
+            result = await solver.solve(page)
+            await browser.close()
+            return reading, result
+
+    reading, result = _in_a_thread(body)
+    assert result.success, result.to_json()
+    assert reading.text == result.attempts[0].text or len(result.attempts) > 1
+
+
+def test_both_shells_offer_the_same_methods() -> None:
+    def public(cls: type) -> dict[str, list[str]]:
+        return {name: list(inspect.signature(member).parameters)
+                for name, member in inspect.getmembers(cls, inspect.isfunction) if not name.startswith("_")}
+
+    assert public(Solver) == public(AsyncSolver)
+    assert {"open", "read", "solve", "for_site"} <= set(public(Solver)) | {"for_site"}
+    for name in ("open", "read", "solve"):
+        assert inspect.iscoroutinefunction(getattr(AsyncSolver, name))
+        assert not inspect.iscoroutinefunction(getattr(Solver, name))
+
+
+def test_a_reading_that_breaks_the_profile_is_refreshed_not_submitted(live_site: LiveSite, page: Any) -> None:
+    example = live_site.profile("example", PROFILES)
+    four_only = changed(example, "format", length=(4, 4))  # the site also shows 5 and 6 characters
+    solver = Solver(four_only, recognizer=Recognizer(model_for("example"), example), attempts=8)
+    before = dict(live_site.site.stats)
+    solver.open(page)
+    result = solver.solve(page)
+    submitted = [a for a in result.attempts if a.outcome != "not submitted"]
+    for attempt in result.attempts:
+        if len(attempt.text) != 4:
+            assert attempt.outcome == "not submitted"
+            assert "expected 4" in attempt.reason
+    tried = sum(live_site.site.stats[k] - before[k] for k in ("accepted", "refused", "expired"))
+    assert tried == len(submitted)  # the site saw only the 4-character readings
+    assert any(a.outcome == "not submitted" for a in result.attempts) or result.attempts[0].outcome == "accepted"
+
+
+def test_refusals_are_retried_and_reported(page: Any) -> None:
+    clock = itertools.count(0, 10_000).__next__  # every answer arrives long after its captcha expired
+    site = CaptchaSite(["digits"], clock=clock)
+    with SiteServer(site.app, port=0) as server:
+        live = LiveSite(site, server)
+        solver = Solver(live.profile("digits", PROFILES), model_for("digits"), attempts=3)
+        solver.open(page)
+        result = solver.solve(page)
+    assert not result.success
+    assert [a.outcome for a in result.attempts if a.outcome != "not submitted"] == \
+        ["refused"] * site.stats["expired"]
+    assert len(result.attempts) == 3 and site.stats["expired"] >= 2
+    assert result.to_json()["attempts"] == 3
+
+
+def test_a_model_that_does_not_fit_is_refused(live_site: LiveSite) -> None:
+    with pytest.raises(ModelError, match=r"does not fit profile 'digits'.*retrain it with "
+                       r"`solver train --site digits`"):
+        Solver(live_site.profile("digits", PROFILES), model_for("example"))
+
+
+def test_solve_cli_json_and_exit_status(live_site: LiveSite, tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "solver", "solve", "--profiles-dir", PROFILES]
+    run = subprocess.run(base + ["--site", "digits", "--url", live_site.url_for("digits"), "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    outcome = json.loads(run.stdout)
+    assert outcome["success"] is True and len(outcome["text"]) == 4
+    assert set(outcome["ms"]) >= {"wait", "grab", "read", "submit", "verdict"}
+    # a site where every answer comes too late: each attempt is reported, exit status 1
+    site = CaptchaSite(["digits"], clock=itertools.count(0, 10_000).__next__)
+    with SiteServer(site.app, port=0) as server:
+        run = subprocess.run(base + ["--site", "digits", "--url", server.url_for("digits"),
+                                     "--attempts", "2"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr
+    assert run.stdout.count(": refused") + run.stdout.count(": not submitted") == 2
+    assert "NOT solved in 2 attempt(s)" in run.stdout
+    # a model that does not fit: a usage/profile error, exit status 2
+    run = subprocess.run(base + ["--site", "digits", "--model", str(model_for("example"))],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "does not fit profile 'digits'" in run.stderr
