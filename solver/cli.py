@@ -416,7 +416,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     report = run_demo(style=args.style, port=args.port, headed=args.headed,
                       profiles_dir=args.profiles_dir, models_dir=str(_models_dir(args)),
-                      seed=args.seed)
+                      seed=args.seed, solves=args.solves,
+                      progress=(lambda line: print(line, flush=True)) if args.verbose else None)
     for line in report.lines():
         print(line)
     return 0 if report.ok else 1
@@ -630,6 +631,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=0, help="site port (default: any free port)")
     demo.add_argument("--seed", type=int, help="reproducible answers")
     demo.add_argument("--headed", action="store_true", help="show the browser window")
+    demo.add_argument("--solves", type=int, default=20,
+                      help="captchas to solve with the shipped model (default 20; 0: none)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -1,19 +1,26 @@
 """`solver demo`: the README's main job.
 
-Starts the local captcha site, opens it in a real browser with a profile and
-reports what it found on the page, with timings.
+Starts the local captcha site, opens it in a real browser with a profile,
+checks that a wrong answer is refused, then solves ``solves`` captchas with the
+shipped model (``models/NAME``) and reports the success rate and the time of
+each stage.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from solver.demo_site import CaptchaSite, LiveSite, SiteServer
 from solver.demo_site.styles import get_style
 from solver.profiles import ProfileRegistry, SiteProfile, profile_from_data
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +41,10 @@ class DemoReport:
     model_dir: Path | None = None
     model_found: bool = False
     timings_ms: dict[str, float] = field(default_factory=dict)
+    solves: int = 0
+    solved: int = 0
+    first_try: int = 0
+    stage_ms: dict[str, list[float]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         width, height = self.captcha_size
@@ -48,11 +59,23 @@ class DemoReport:
                                            "not trained yet (solving needs one: `solver train --site example`)"),
             "Timings: " + ", ".join(f"{stage} {ms:.0f} ms" for stage, ms in self.timings_ms.items()),
         ]
+        if self.solves:
+            out.append(f"Solved: {self.solved} of {self.solves} ({100 * self.solved / self.solves:.1f}%), "
+                       f"{self.first_try} on the first attempt")
+            out.append("Per solve, median: " + ", ".join(
+                f"{stage} {_median(values):.1f} ms" for stage, values in self.stage_ms.items()))
         return out
 
     @property
     def ok(self) -> bool:
-        return self.captcha_size[0] > 0 and self.wrong_answer_refused and self.new_captcha_after_try
+        seen = self.captcha_size[0] > 0 and self.wrong_answer_refused and self.new_captcha_after_try
+        return seen and (self.solved > 0 or not self.solves)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def demo_profile(style: str, profiles_dir: str | None) -> SiteProfile:
@@ -67,7 +90,8 @@ def demo_profile(style: str, profiles_dir: str | None) -> SiteProfile:
 
 def run_demo(style: str = "example", port: int = 0, headed: bool = False,
              profiles_dir: str | None = None, models_dir: str = "models",
-             seed: int | None = None) -> DemoReport:
+             seed: int | None = None, solves: int = 20,
+             progress: Callable[[str], None] | None = None) -> DemoReport:
     from playwright.sync_api import sync_playwright
 
     from solver.browser import choose_browser, launch_chromium
@@ -108,7 +132,31 @@ def run_demo(style: str = "example", port: int = 0, headed: bool = False,
             second = live.challenge(page, style)
             report.new_captcha_after_try = second is not None and second is not first
             lap("wrong answer")
+            report.model_dir = Path(models_dir) / profile.name
+            report.model_found = (report.model_dir / "metadata.json").is_file()
+            if report.model_found and solves > 0:
+                _solve_many(report, profile, page, solves, progress)
+                lap(f"{solves} solves")
             browser.close()
-    report.model_dir = Path(models_dir) / profile.name
-    report.model_found = (report.model_dir / "metadata.json").is_file()
     return report
+
+
+def _solve_many(report: DemoReport, profile: SiteProfile, page: Page, solves: int,
+                progress: Callable[[str], None] | None) -> None:
+    from solver.solve import Solver
+
+    assert report.model_dir is not None
+    solver = Solver(profile, report.model_dir)
+    for number in range(1, solves + 1):
+        result = solver.solve(page)
+        report.solves += 1
+        report.solved += result.success
+        report.first_try += result.success and len(result.attempts) == 1
+        for stage, ms in result.attempts[-1].ms.items():
+            report.stage_ms.setdefault(stage, []).append(ms)
+        if progress:
+            progress(f"solve {number}/{solves}: {result.text!r} "
+                     + ("accepted" if result.success else "NOT solved")
+                     + f" after {len(result.attempts)} attempt(s)")
+        if not result.success:  # start again from a fresh page
+            solver.open(page)

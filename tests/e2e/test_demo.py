@@ -25,3 +25,14 @@ def test_demo_opens_the_site_and_reports(style: str, tmp_path: Path) -> None:
     assert lines[3] == "Wrong answer: refused by the site, and a new captcha shown"
     assert lines[4].startswith(f"Model: {tmp_path / style} not trained yet")
     assert lines[5].startswith("Timings: site start ")
+
+
+def test_demo_solves_with_the_shipped_model() -> None:
+    done = subprocess.run([sys.executable, "-m", "solver", "demo", "--solves", "5"],
+                          capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[4] == "Model: models/example found"
+    solved = next(line for line in lines if line.startswith("Solved: "))
+    assert int(solved.split()[1]) >= 4 and " of 5 " in solved
+    assert next(line for line in lines if line.startswith("Per solve, median: wait "))

@@ -159,3 +159,18 @@ def test_solve_cli_json_and_exit_status(live_site: LiveSite, tmp_path: Path) -> 
     run = subprocess.run(base + ["--site", "digits", "--model", str(model_for("example"))],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "does not fit profile 'digits'" in run.stderr
+
+
+def test_the_pytest_plugin_example_passes(live_site: LiveSite) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "examples" / "pytest"),
+         "--captcha-site", "example", "--captcha-url", live_site.url_for("example"),
+         "--captcha-profiles-dir", PROFILES, "--captcha-models-dir", str(ROOT / "models")],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout
+    # without a site, the fixture says what to do
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "examples" / "pytest")],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 1 and "captcha_solver needs a site profile: run pytest with --captcha-site NAME" in run.stdout
