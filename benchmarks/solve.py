@@ -1,0 +1,88 @@
+"""Solving on the local site: success rate and the solve's own cost, per style.
+
+For each style, a real browser solves ``--solves`` captchas one after another
+with the shipped model (``models/digits`` for the digits style, ``models/example``
+for the others). Reported: success on the first attempt and overall, and the
+solve's own cost beyond page load (grab + read + fill and submit, on the
+attempt that ended the solve), median and p95. The site's answer time (the
+verdict) is reported apart: it is the site's, not the solver's.
+
+    python benchmarks/solve.py --solves 300 --name solve_local
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import ROOT, save  # noqa: E402
+
+STYLES = ["example", "digits", "datauri", "canvas", "iframe", "background"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run_style(style: str, solves: int) -> dict[str, object]:
+    from playwright.sync_api import sync_playwright
+
+    from solver.browser import launch_chromium
+    from solver.demo_site import CaptchaSite, LiveSite, SiteServer
+    from solver.solve import Solver
+
+    site = CaptchaSite([style])
+    with SiteServer(site.app, port=0) as server:
+        profile = LiveSite(site, server).profile(style, str(ROOT / "site_profiles"))
+        model = ROOT / "models" / ("digits" if style == "digits" else "example")
+        solver = Solver(profile, model)
+        first = overall = 0
+        costs, verdicts, reads = [], [], []
+        started = time.perf_counter()
+        with sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            page = browser.new_page()
+            solver.open(page)
+            for _ in range(solves):
+                result = solver.solve(page)
+                overall += result.success
+                first += result.success and len(result.attempts) == 1
+                last = result.attempts[-1].ms
+                costs.append(last.get("grab", 0) + last.get("read", 0) + last.get("submit", 0))
+                reads.append(last.get("read", 0))
+                if "verdict" in last:
+                    verdicts.append(last["verdict"])
+                if not result.success:
+                    solver.open(page)
+            browser.close()
+        seconds = time.perf_counter() - started
+    figures = {"solves": solves, "first_attempt_rate": first / solves, "overall_rate": overall / solves,
+               "cost_ms_median": statistics.median(costs), "cost_ms_p95": percentile(costs, 0.95),
+               "read_ms_median": statistics.median(reads),
+               "verdict_ms_median": statistics.median(verdicts) if verdicts else None,
+               "solves_per_second": solves / seconds, "model": str(model.relative_to(ROOT))}
+    print(f"{style:10s} first attempt {100 * first / solves:6.2f}%  overall {100 * overall / solves:6.2f}%  "
+          f"cost median {figures['cost_ms_median']:.1f} ms p95 {figures['cost_ms_p95']:.1f} ms  "
+          f"(read {figures['read_ms_median']:.2f} ms; site verdict {figures['verdict_ms_median'] or 0:.0f} ms)",
+          flush=True)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--solves", type=int, default=300)
+    parser.add_argument("--styles", default=",".join(STYLES))
+    parser.add_argument("--name", default="solve_local")
+    args = parser.parse_args()
+    figures = {style: run_style(style, args.solves) for style in args.styles.split(",")}
+    save(args.name, figures)
+
+
+if __name__ == "__main__":
+    main()
