@@ -26,11 +26,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from common import RESULTS, Ddddocr, git_revision, save  # noqa: E402
 
-from solver.dataset import check_labels, read_labelled_folder, split_samples  # noqa: E402
+from solver.dataset import Sample, check_labels, read_labelled_folder, split_samples  # noqa: E402
 from solver.drawing import CaptchaDrawer, random_text  # noqa: E402
 from solver.evaluate import score  # noqa: E402
 from solver.profiles import SiteProfile, load_profile  # noqa: E402
 from solver.recognizers import Recognizer  # noqa: E402
+
+
+def read_corrections(path: str) -> dict[str, str]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {row["file"]: row["label"] for row in csv.DictReader(handle)}
 
 
 def train_model(profile: SiteProfile, args: argparse.Namespace, data: list[Path]) -> tuple[Path, dict]:
@@ -43,7 +50,8 @@ def train_model(profile: SiteProfile, args: argparse.Namespace, data: list[Path]
         epochs=args.epochs,
         time_budget_s=args.budget * 60 if args.budget else None, seed=args.seed, out=out,
         batch_size=args.batch_size, real_fraction=args.real_fraction, patience=args.patience,
-        start_from=Path(args.start_from) if args.start_from else None),
+        start_from=Path(args.start_from) if args.start_from else None,
+        emphasis=args.emphasise),
         report=lambda line: print(line, flush=True))
     speeds = [h["images_per_second"] for h in result.history]
     return out, {"training_seconds": round(time.monotonic() - started, 1),
@@ -102,6 +110,14 @@ def dataset(args: argparse.Namespace) -> None:
     profile = load_profile(args.profile)
     fmt = profile.format
     samples = read_labelled_folder(args.data)
+    given = {s.path.name: s.label for s in samples}
+    fixes = read_corrections(args.corrections) if args.corrections else {}
+    if fixes:
+        unknown = sorted(set(fixes) - set(given))
+        if unknown:
+            raise SystemExit(f"{args.corrections}: {len(unknown)} files are not in {args.data}: {unknown[:3]}")
+        samples = [Sample(s.path, fixes.get(s.path.name, s.label)) for s in samples]
+        print(f"corrections: {sum(fixes[f] != given[f] for f in fixes)} labels fixed from {args.corrections}")
     report = check_labels(samples, fmt.charset, fmt.min_length, fmt.max_length, fmt.case_sensitive)
     train_part, test_part = split_samples(report.kept, args.test_fraction, args.seed)
     if args.max_train:
@@ -122,6 +138,16 @@ def dataset(args: argparse.Namespace) -> None:
     images = [s.path.read_bytes() for s in test_part]
     figures = measure(model, profile, images, [s.label for s in test_part],
                       [s.path.name for s in test_part])
+    if fixes:
+        fixed_in_test = [s for s in test_part if s.path.name in fixes and fixes[s.path.name] != given[s.path.name]]
+        figures["corrections"] = {"file": args.corrections, "fixed_in_test": len(fixed_in_test),
+                                  "fixed_in_train": sum(s.path.name in fixes for s in train_part)}
+        recognizer = Recognizer(model, profile)
+        readings = recognizer.read_batch(images)
+        right = sum(r.text == fmt.normalise(given[s.path.name]) for r, s in zip(readings, test_part))
+        figures["sequence_accuracy_given_labels"] = right / len(test_part)
+        print(f"against the dataset's own labels (uncorrected): {right / len(test_part):.2%}; "
+              f"{len(fixed_in_test)} test labels were fixed")
     save(args.name, {"kind": "dataset", "profile": args.profile, "data": args.data,
                      "pipeline": args.pipeline or profile.model.pipeline,
                      "train_images": len(train_part), "labels_refused": report.refused_count,
@@ -146,6 +172,8 @@ def main() -> None:
         sub.add_argument("--seed", type=int, default=1)
         sub.add_argument("--from", dest="start_from", help="fine-tune from a model folder")
         sub.add_argument("--model", help="measure this model folder instead of training one")
+        sub.add_argument("--emphasise", metavar="CHARS[:WEIGHT]",
+                         help="look-alike texts hold these characters WEIGHT times as often")
         sub.add_argument("--pipeline", choices=("ctc", "segment"),
                          help="default: the profile's model.pipeline")
         if kind == "generated":
@@ -156,6 +184,9 @@ def main() -> None:
             sub.add_argument("--data", required=True)
             sub.add_argument("--test-fraction", type=float, default=0.2)
             sub.add_argument("--max-train", type=int, help="use at most this many training images")
+            sub.add_argument("--corrections", metavar="CSV",
+                             help="file,label rows that fix wrong labels of the dataset (checked "
+                             "by eye); figures are given against both the fixed and the given labels")
             sub.set_defaults(func=dataset)
     args = parser.parse_args()
     args.func(args)

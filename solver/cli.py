@@ -332,7 +332,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, seed=args.seed,
         out=Path(args.out) if args.out else _models_dir(args) / profile.name,
         resume=args.resume, patience=args.patience, quantize=args.quantize,
-        workers=args.workers)
+        workers=args.workers, emphasis=args.emphasise)
     train(options, report=lambda line: print(line, flush=True))
     return 0
 
@@ -359,6 +359,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from solver.dataset import check_labels, read_labelled_folder
     from solver.evaluate import evaluate, write_report
 
+    if args.curve:
+        return _eval_curve(args)
     profile, recognizer = _site_model(args)
     samples = [s for folder in args.data for s in read_labelled_folder(folder)]
     fmt = profile.format
@@ -405,6 +407,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def _eval_curve(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if args.debug else "3")
+    from solver.dataset import check_labels, read_labelled_folder
+    from solver.profiles import ProfileRegistry
+    from training.curve import CurveOptions, curve_table, learning_curve, parse_sizes, plot_curve
+
+    profile = ProfileRegistry(args.profiles_dir).load(args.site)
+    fmt = profile.format
+    samples = [s for folder in args.data for s in read_labelled_folder(folder)]
+    labels = check_labels(samples, fmt.charset, fmt.min_length, fmt.max_length, fmt.case_sensitive)
+    for line in labels.lines():
+        print(line)
+    out = Path(args.report or Path("reports") / f"{profile.name}-curve")
+    options = CurveOptions(sizes=parse_sizes(args.curve), test_fraction=args.test_fraction,
+                           seed=args.seed, synthetic=args.synthetic,
+                           start_from=Path(args.start_from) if args.start_from else None,
+                           steps=args.steps, emphasis=None)
+    points = learning_curve(profile, labels.kept, options, out, report=lambda line: print(line, flush=True))
+    print(curve_table(points))
+    plot = plot_curve({"this run": points}, out / "curve.png",
+                      f"{profile.name}: accuracy against labels")
+    print(f"report: {out / 'curve.json'}, {plot}; file lists in {out / 'splits'}")
     return 0
 
 
@@ -510,6 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--quantize", action="store_true",
                           help="int8 weights in the light model (smaller, faster; check accuracy)")
     training.add_argument("--workers", type=int, help="processes drawing look-alikes")
+    training.add_argument("--emphasise", metavar="CHARS[:WEIGHT]",
+                          help="draw these characters WEIGHT times as often in look-alikes "
+                          "(default weight 3), e.g. 0O:3 for a pair the model confuses")
     training.set_defaults(func=cmd_train)
 
     model_arg = argparse.ArgumentParser(add_help=False)
@@ -525,6 +555,18 @@ def build_parser() -> argparse.ArgumentParser:
                             help="labelled folder; repeatable")
     evaluation.add_argument("--report", metavar="DIR",
                             help="write metrics.json, report.md and PNG plots there")
+    evaluation.add_argument("--curve", metavar="N,N,...",
+                            help="learning curve: train on this many labels each (e.g. 50,100,200,500) "
+                            "and read the same held-out test images (needs the train extra)")
+    evaluation.add_argument("--test-fraction", type=float, default=0.2,
+                            help="with --curve: share of the labels held out for testing (default 0.2)")
+    evaluation.add_argument("--seed", type=int, default=0, help="with --curve: the split's seed")
+    evaluation.add_argument("--synthetic", type=int, default=0, metavar="N",
+                            help="with --curve: look-alikes mixed in at every point (default 0)")
+    evaluation.add_argument("--from", dest="start_from", metavar="MODEL_DIR",
+                            help="with --curve: fine-tune every point from this model (transfer)")
+    evaluation.add_argument("--steps", type=int, default=1500,
+                            help="with --curve: optimiser steps per point (default 1500)")
     evaluation.set_defaults(func=cmd_eval)
 
     dataset = verbs.add_parser("dataset", help="stats, import, export and split a site's dataset")

@@ -106,7 +106,10 @@ class CaptchaDrawer:
 
 
 def random_text(rng: random.Random, charset: Sequence[str], min_length: int,
-                max_length: int) -> str:
-    """A random answer: length uniform in [min, max], characters uniform in charset."""
+                max_length: int, weights: Sequence[float] | None = None) -> str:
+    """A random answer: length uniform in [min, max]; characters uniform in charset,
+    or drawn in proportion to ``weights`` (one per character) when given."""
     length = rng.randint(min_length, max_length)
+    if weights is not None:
+        return "".join(rng.choices(charset, weights=weights, k=length))
     return "".join(rng.choice(charset) for _ in range(length))

@@ -62,17 +62,44 @@ def to_size(gray: np.ndarray, height: int, width: int) -> np.ndarray:
                       interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def random_texts(profile: SiteProfile, count: int, seed: int) -> list[str]:
+def parse_emphasis(spec: str | None, charset: str) -> dict[str, float]:
+    """``"0O:3"`` -> {"0": 3.0, "O": 3.0}: characters drawn that many times as often.
+
+    For look-alike pairs a model confuses (see ``solver eval``'s confusions):
+    texts holding them come up more often, so the model sees more of them.
+    """
+    from solver.errors import UsageError
+
+    if not spec:
+        return {}
+    chars, _, weight = spec.partition(":")
+    try:
+        factor = float(weight) if weight else 3.0
+    except ValueError:
+        factor = -1.0
+    if not chars or factor <= 0:
+        raise UsageError(f"--emphasise {spec!r}: write CHARS[:WEIGHT], e.g. 0O:3")
+    outside = "".join(sorted({ch for ch in chars if ch not in charset}))
+    if outside:
+        raise UsageError(f"--emphasise {spec!r}: {outside!r} is not in the profile's charset")
+    return {ch: factor for ch in chars}
+
+
+def random_texts(profile: SiteProfile, count: int, seed: int,
+                 emphasis: dict[str, float] | None = None) -> list[str]:
     fmt = profile.format
     rng = random.Random(seed)
-    return [random_text(rng, fmt.charset, fmt.min_length, fmt.max_length) for _ in range(count)]
+    weights = [emphasis.get(ch, 1.0) for ch in fmt.charset] if emphasis else None
+    return [random_text(rng, fmt.charset, fmt.min_length, fmt.max_length, weights)
+            for _ in range(count)]
 
 
 def draw_lookalikes(profile: SiteProfile, count: int, height: int, width: int, seed: int = 0,
                     workers: int | None = None,
-                    progress: Callable[[int], None] | None = None) -> ImageSet:
+                    progress: Callable[[int], None] | None = None,
+                    emphasis: dict[str, float] | None = None) -> ImageSet:
     """``count`` look-alikes of the profile's captchas at the model's input size."""
-    texts = random_texts(profile, count, seed)
+    texts = random_texts(profile, count, seed, emphasis)
     base = profile.source.parent if profile.source else None
     drawer = CaptchaDrawer.from_settings(profile.synthetic, base)
     chunk = 256

@@ -15,6 +15,8 @@ from the last finished epoch.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 import os
@@ -38,7 +40,7 @@ from solver.errors import SolverError, UsageError  # noqa: E402
 from solver.profiles import SiteProfile  # noqa: E402
 from training.data import MixedBatches, as_model_input, load_samples, typical_size  # noqa: E402
 from training.models import CTCConfig, CTCLoss, build_ctc_model, export_lite  # noqa: E402
-from training.synth import ImageSet, draw_lookalikes  # noqa: E402
+from training.synth import ImageSet, draw_lookalikes, parse_emphasis  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ class TrainOptions:
     workers: int | None = None
     quantize: bool = False
     config: CTCConfig | None = None  # the architecture; default: sized for the captchas
+    emphasis: str | None = None  # "0O:3": look-alike texts hold these characters 3x as often
 
 
 @dataclass
@@ -266,6 +269,10 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
         config = CTCConfig.from_dict(state["config"])
     elif options.start_from is not None:
         config = CTCConfig.from_dict(_read_config(options.start_from))
+        size = typical_size(samples)
+        if size:  # every layer is convolutional: the weights fit any input width
+            fitted = CTCConfig.for_image(*size, height=config.height).width
+            config = dataclasses.replace(config, width=fitted)
     elif options.config is not None:
         config = options.config
     else:
@@ -288,9 +295,12 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
     synthetic = ImageSet(np.empty((0, config.height, config.width), np.uint8), [])
     if options.synthetic > 0:
         drawn_at = time.monotonic()
+        emphasis = parse_emphasis(options.emphasis, profile.format.charset)
+        if emphasis:
+            report(f"look-alikes emphasise {''.join(emphasis)} x{next(iter(emphasis.values())):g}")
         synthetic = draw_lookalikes(profile, options.synthetic, config.height, config.width,
                                     seed=options.seed * 1000 + len(state.get("history", [])),
-                                    workers=options.workers)
+                                    workers=options.workers, emphasis=emphasis)
         report(f"look-alikes: {len(synthetic)} drawn in {time.monotonic() - drawn_at:.1f} s")
     if not len(validation):
         validation = draw_lookalikes(profile, options.validation_synthetic, config.height,
@@ -342,7 +352,8 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
         min_length=fmt.min_length, max_length=fmt.max_length,
         profile_fingerprint=profile.fingerprint(),
         training={"real_train": len(real), "real_validation": len(validation_samples),
-                  "synthetic": len(synthetic), "real_fraction": options.real_fraction,
+                  "synthetic": len(synthetic), "emphasis": options.emphasis or "",
+                  "real_fraction": options.real_fraction,
                   "labels_refused": label_report.refused_count,
                   "data": [str(path) for path in options.data], "seed": options.seed,
                   "epochs": state.get("epoch", 0), "best_epoch": state.get("best_epoch"),

@@ -168,3 +168,46 @@ def test_segment_pipeline_trains_and_reads(profile_path: Path, tmp_path: Path) -
     accuracy, readings = accuracy_on(recognizer, labelled_folder(tmp_path / "fresh", profile_path, 60))
     assert accuracy > 0.3, f"sequence accuracy {accuracy:.0%} (chance is 1/16)"
     assert all(len(r.text) == 2 for r in readings)  # the forced count is the profile's length
+
+
+def test_emphasis_draws_the_chosen_characters_more_often() -> None:
+    from collections import Counter
+
+    from solver.errors import UsageError
+    from solver.profiles import profile_from_data
+    from training.synth import parse_emphasis, random_texts
+
+    profile = profile_from_data({
+        "name": "shop", "url": "http://127.0.0.1/", "captcha": {"selector": "img"},
+        "form": {"input": "input", "submit": "button"},
+        "format": {"charset": "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", "length": 4}})
+    assert parse_emphasis("0O:3", profile.format.charset) == {"0": 3.0, "O": 3.0}
+    assert parse_emphasis("0O", profile.format.charset) == {"0": 3.0, "O": 3.0}
+    with pytest.raises(UsageError, match="'a' is not in the profile's charset"):
+        parse_emphasis("0a:2", profile.format.charset)
+    with pytest.raises(UsageError, match=r"write CHARS\[:WEIGHT\], e.g. 0O:3"):
+        parse_emphasis("0O:x", profile.format.charset)
+    plain = Counter("".join(random_texts(profile, 3000, 1)))
+    boosted = Counter("".join(random_texts(profile, 3000, 1, {"0": 3.0, "O": 3.0})))
+    share = lambda counts: (counts["0"] + counts["O"]) / sum(counts.values())  # noqa: E731
+    assert 0.04 < share(plain) < 0.07  # 2 of 36
+    assert 0.13 < share(boosted) < 0.18  # 6 of 40
+
+
+def test_learning_curve_trains_per_size_and_saves_its_lists(profile_path: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    folder = labelled_folder(tmp_path / "data", profile_path, 60)
+    out = tmp_path / "curve"
+    code = main(["eval", "--site", str(profile_path), "--data", str(folder), "--curve", "10,30,500",
+                 "--steps", "8", "--test-fraction", "0.25", "--seed", "3", "--report", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "skipping sizes [500]: the training pool holds only 45 images" in printed
+    record = json.loads((out / "curve.json").read_text())
+    assert [p["labels"] for p in record["points"]] == [10, 30]
+    assert all(p["test_images"] == 15 for p in record["points"])
+    lists = {p.name: (p / "labels.csv").read_text().splitlines()[1:] for p in (out / "splits").iterdir()}
+    assert len(lists["train_10"]) == 10 and lists["train_30"][:10] == lists["train_10"]  # nested
+    assert not set(lists["test"]) & set(lists["train_30"])
+    assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "models" / "train_30" / "metadata.json").is_file()
