@@ -358,6 +358,8 @@ class SiteProfile(_Section):
         """The profile as plain data, in the shape of its YAML file."""
         data = self.model_dump(mode="json")
         data["format"]["length"] = list(self.format.length)
+        if not self.steps:  # most profiles have none; keep their files short
+            del data["steps"]
         return data
 
     def to_yaml(self) -> str:
