@@ -174,3 +174,23 @@ def test_the_pytest_plugin_example_passes(live_site: LiveSite) -> None:
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "examples" / "pytest")],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert run.returncode == 1 and "captcha_solver needs a site profile: run pytest with --captcha-site NAME" in run.stdout
+
+
+def test_pre_steps_run_before_the_captcha_with_values_from_the_environment(live_site: LiveSite,
+                                                                          page: Any) -> None:
+    from solver.errors import UsageError
+    from solver.profiles import profile_from_data
+
+    data = live_site.profile("digits", PROFILES).to_dict()
+    data["steps"] = [{"wait_for": "form#login"}, {"fill": "input[name=username]", "env": "SHOP_USER"}]
+    profile = profile_from_data(data)
+    solver = Solver(profile, model_for("digits"))
+    solver.core.environ = {"SHOP_USER": "alice"}
+    solver.open(page)
+    assert page.input_value("input[name=username]") == "alice"
+    result = solver.solve(page)
+    assert result.success
+    assert "Signed in as alice" in page.locator(".flash.ok").inner_text()
+    solver.core.environ = {}
+    with pytest.raises(UsageError, match=r"needs the environment variable SHOP_USER \(export SHOP_USER=...\)"):
+        solver.open(page)
