@@ -1,7 +1,7 @@
 """Requests per second of the HTTP API (`solver serve`) and its latency, on this machine.
 
     python benchmarks/api.py --site digits --requests 2000 --concurrency 1,4,16 \
-        --recognizers 1,2 --name api_digits
+        --as-shipped --name api_digits
 
 The server runs in its own process (the app `solver serve` builds, on uvicorn),
 so the client's CPU use does not share its GIL; on a small machine they share
@@ -55,7 +55,7 @@ def serve(args: argparse.Namespace) -> None:
         server_module.bind = bind
 
     registry = ProfileRegistry(ROOT / "site_profiles")
-    app = build_api_app(registry, ROOT / "models", recognizers_per_site=args.serve)
+    app = build_api_app(registry, ROOT / "models")
     server = SiteServer(app, port=0)
     print(server.url, flush=True)
     try:
@@ -121,9 +121,9 @@ async def load(port: int, site: str, samples: list[tuple[str, bytes]], requests:
             "failed": failed, "right": right}
 
 
-def start_server(recognizers: int, tcp_nodelay: bool) -> tuple[subprocess.Popen[str], int]:
+def start_server(tcp_nodelay: bool) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(recognizers),
+        [sys.executable, __file__, "--serve",
          "--tcp-nodelay" if tcp_nodelay else "--no-tcp-nodelay"], cwd=ROOT, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -141,15 +141,14 @@ def main() -> None:
     parser.add_argument("--site", default="digits")
     parser.add_argument("--requests", type=int, default=2000, help="per measurement")
     parser.add_argument("--concurrency", default="1,4,16", help="clients at once, comma-separated")
-    parser.add_argument("--recognizers", default="1,2",
-                        help="recognizers per site in the server, comma-separated")
     parser.add_argument("--images", type=int, default=300, help="distinct captchas to send")
     parser.add_argument("--name", default="api_digits")
     parser.add_argument("--tcp-nodelay", action=argparse.BooleanOptionalAction, default=True,
                         help="set TCP_NODELAY on the server's socket (default: yes)")
     parser.add_argument("--as-shipped", action="store_true",
-                        help="also measure 1 recognizer without TCP_NODELAY, as SiteServer is")
-    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the server process
+                        help="also measure without TCP_NODELAY, as SiteServer binds today")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server
+    parser.add_argument("--note", default="", help="added to the saved notes")
     args = parser.parse_args()
     if args.serve:
         serve(args)
@@ -164,11 +163,8 @@ def main() -> None:
     samples = [(answer, drawer.png(answer)) for answer in answers]
     load_before = os.getloadavg()
     runs = []
-    servers = [(int(n), args.tcp_nodelay) for n in args.recognizers.split(",")]
-    if args.as_shipped:
-        servers.append((1, False))
-    for recognizers, tcp_nodelay in servers:
-        process, port = start_server(recognizers, tcp_nodelay)
+    for tcp_nodelay in [args.tcp_nodelay] + ([False] if args.as_shipped else []):
+        process, port = start_server(tcp_nodelay)
         try:
             asyncio.run(load(port, args.site, samples, 100, 4))  # loads the model, warms up
             for concurrency in (int(n) for n in args.concurrency.split(",")):
@@ -177,10 +173,9 @@ def main() -> None:
                 run = asyncio.run(load(port, args.site, samples, args.requests, concurrency))
                 run["server_cpu_s"] = round(cpu_seconds(process.pid) - server_cpu, 2)
                 run["client_cpu_s"] = round(time.process_time() - client_cpu, 2)
-                run["recognizers_per_site"] = recognizers
                 run["tcp_nodelay"] = tcp_nodelay
                 runs.append(run)
-                print(f"recognizers {recognizers}, TCP_NODELAY {'on ' if tcp_nodelay else 'off'}, "
+                print(f"TCP_NODELAY {'on ' if tcp_nodelay else 'off'}, "
                       f"concurrency {concurrency:>2}: "
                       f"{run['requests_per_second']:7.1f} requests/s, latency median "
                       f"{run['latency_median_ms']:.2f} ms, p95 {run['latency_p95_ms']:.2f} ms, "
@@ -197,7 +192,7 @@ def main() -> None:
         "site": args.site, "model": str(Path("models") / args.site), "revision": git_revision(),
         "transport": "HTTP/1.1 keep-alive, raw PNG body, one connection per client, "
                      "server in its own process (uvicorn, h11)",
-        "best": {key: best[key] for key in ("recognizers_per_site", "tcp_nodelay", "concurrency",
+        "best": {key: best[key] for key in ("tcp_nodelay", "concurrency",
                                             "requests_per_second", "latency_median_ms",
                                             "latency_p95_ms")},
         "runs": runs,
@@ -207,10 +202,11 @@ def main() -> None:
                   "listening socket set TCP_NODELAY, which SiteServer does not do yet (without "
                   "it each keep-alive request waits ~40 ms on the client's delayed ACK); "
                   + ("other work was running (load average above 1.5): figures are lower bounds"
-                     if busy else "the machine was otherwise idle")),
+                     if busy else "the machine was otherwise idle")
+                  + (f"; {args.note}" if args.note else "")),
     }
-    print(f"best: {best['requests_per_second']} requests/s (recognizers "
-          f"{best['recognizers_per_site']}, concurrency {best['concurrency']}); load average "
+    print(f"best: {best['requests_per_second']} requests/s (concurrency "
+          f"{best['concurrency']}); load average "
           f"{load_before[0]:.2f} before, {load_after[0]:.2f} after")
     save(args.name, figures)
 

@@ -28,7 +28,6 @@ to use a retrained model or an edited profile.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import Counter
@@ -46,7 +45,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive
 
-from solver.artifacts import METADATA_FILE, ModelError, ModelMetadata, read_metadata
+from solver.artifacts import METADATA_FILE, ModelError, read_metadata
 from solver.errors import ProfileError, SolverError
 from solver.imaging import ImageError, decode_image
 from solver.profiles import ProfileRegistry, SiteProfile
@@ -79,25 +78,21 @@ class UnsupportedMediaError(BadRequestError):
     """A body whose Content-Type is neither an image nor multipart/form-data."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class SiteModel:
-    """A site's profile and its loaded model: a small pool of Recognizers.
+    """A site's profile and its loaded model.
 
-    The LiteRT interpreter inside a Recognizer is not thread-safe, so a thread
-    takes a Recognizer from the pool, reads, and puts it back.
+    One Recognizer serves every thread: it locks its LiteRT interpreter around
+    each invoke, and the rest of a reading (resizing, CTC decoding) runs in
+    parallel. A pool of two Recognizers read no faster on 2 cores
+    (``benchmarks/api.py``), so there is one.
     """
 
     profile: SiteProfile
-    metadata: ModelMetadata
-    model_dir: Path
-    pool: queue.Queue[Recognizer]
+    recognizer: Recognizer
 
     def read(self, image: np.ndarray) -> Reading:
-        recognizer = self.pool.get()
-        try:
-            return recognizer.read(image)
-        finally:
-            self.pool.put(recognizer)
+        return self.recognizer.read(image)
 
 
 class SiteModels:
@@ -110,13 +105,9 @@ class SiteModels:
     one is trained. ``loads`` counts the models loaded, per site.
     """
 
-    def __init__(self, registry: ProfileRegistry, models_dir: Path,
-                 recognizers_per_site: int = 1) -> None:
-        if recognizers_per_site < 1:
-            raise ValueError(f"recognizers_per_site must be at least 1, not {recognizers_per_site}")
+    def __init__(self, registry: ProfileRegistry, models_dir: Path) -> None:
         self.registry = registry
         self.models_dir = Path(models_dir)
-        self.recognizers_per_site = recognizers_per_site
         self.loads: Counter[str] = Counter()
         self._loaded: dict[str, SiteModel] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -155,31 +146,24 @@ class SiteModels:
         profile = self.registry.load(path)
         model_dir = self.models_dir / name
         started = time.perf_counter()
-        recognizers = [Recognizer(model_dir, profile) for _ in range(self.recognizers_per_site)]
-        pool: queue.Queue[Recognizer] = queue.Queue()
-        for recognizer in recognizers:
-            # the first invoke sets up LiteRT's kernels (about 10 ms): not on a client's time
-            metadata = recognizer.metadata
-            recognizer.read(np.full((metadata.input_height, metadata.input_width, 3), 255, np.uint8))
-            pool.put(recognizer)
+        recognizer = Recognizer(model_dir, profile)
+        recognizer.warm_up()  # the first invoke allocates (about 10 ms): not on a client's time
         self.loads[name] += 1
-        logger.info("%s: loaded %s (%d recognizer%s) in %.0f ms", name, model_dir,
-                    len(recognizers), "" if len(recognizers) == 1 else "s",
+        logger.info("%s: loaded %s in %.0f ms", name, model_dir,
                     (time.perf_counter() - started) * 1000)
-        return SiteModel(profile, recognizers[0].metadata, model_dir, pool)
+        return SiteModel(profile, recognizer)
 
 
 def build_api_app(registry: ProfileRegistry, models_dir: Path,
-                  max_bytes: int = DEFAULT_MAX_BYTES, recognizers_per_site: int = 1) -> Starlette:
+                  max_bytes: int = DEFAULT_MAX_BYTES) -> Starlette:
     """The HTTP API over ``registry``'s profiles and ``models_dir/NAME`` models, as an ASGI app.
 
     ``max_bytes`` bounds a request body (413 beyond, checked while it streams
-    in); ``recognizers_per_site`` is how many readings of one site can run at
-    once. ``app.state.models`` is the :class:`SiteModels` cache.
+    in). ``app.state.models`` is the :class:`SiteModels` cache.
     """
     if max_bytes < 1:
         raise ValueError(f"max_bytes must be positive, not {max_bytes}")
-    models = SiteModels(registry, models_dir, recognizers_per_site)
+    models = SiteModels(registry, models_dir)
 
     async def read(request: Request) -> Response:
         name = request.path_params["name"]
