@@ -44,6 +44,8 @@ def run_style(style: str, solves: int) -> dict[str, object]:
         solver = Solver(profile, model)
         first = overall = 0
         costs, verdicts, reads = [], [], []
+        failed: list[list[dict[str, object]]] = []
+        outcomes: dict[str, int] = {}
         started = time.perf_counter()
         with sync_playwright() as playwright:
             browser = launch_chromium(playwright)
@@ -52,6 +54,11 @@ def run_style(style: str, solves: int) -> dict[str, object]:
             for _ in range(solves):
                 result = solver.solve(page)
                 overall += result.success
+                for attempt in result.attempts:
+                    outcomes[attempt.outcome] = outcomes.get(attempt.outcome, 0) + 1
+                if not result.success:
+                    failed.append([{"text": a.text, "confidence": round(a.confidence, 3),
+                                    "outcome": a.outcome, "reason": a.reason} for a in result.attempts])
                 first += result.success and len(result.attempts) == 1
                 last = result.attempts[-1].ms
                 costs.append(last.get("grab", 0) + last.get("read", 0) + last.get("submit", 0))
@@ -66,7 +73,8 @@ def run_style(style: str, solves: int) -> dict[str, object]:
                "cost_ms_median": statistics.median(costs), "cost_ms_p95": percentile(costs, 0.95),
                "read_ms_median": statistics.median(reads),
                "verdict_ms_median": statistics.median(verdicts) if verdicts else None,
-               "solves_per_second": solves / seconds, "model": str(model.relative_to(ROOT))}
+               "solves_per_second": solves / seconds, "model": str(model.relative_to(ROOT)),
+               "attempt_outcomes": outcomes, "failed_solves": failed}
     print(f"{style:10s} first attempt {100 * first / solves:6.2f}%  overall {100 * overall / solves:6.2f}%  "
           f"cost median {figures['cost_ms_median']:.1f} ms p95 {figures['cost_ms_p95']:.1f} ms  "
           f"(read {figures['read_ms_median']:.2f} ms; site verdict {figures['verdict_ms_median'] or 0:.0f} ms)",
