@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from common import RESULTS, Ddddocr, git_revision, save  # noqa: E402
 
-from solver.dataset import Sample, check_labels, read_labelled_folder, split_samples  # noqa: E402
+from solver.dataset import Sample, check_labels, read_labelled_folder, split_samples, write_list  # noqa: E402
 from solver.drawing import CaptchaDrawer, random_text  # noqa: E402
 from solver.evaluate import score  # noqa: E402
 from solver.profiles import SiteProfile, load_profile  # noqa: E402
@@ -124,11 +124,7 @@ def dataset(args: argparse.Namespace) -> None:
         train_part = train_part[: args.max_train]
     split_dir = RESULTS / "splits" / args.name
     for part, chosen in (("train", train_part), ("test", test_part)):
-        folder = split_dir / part
-        folder.mkdir(parents=True, exist_ok=True)
-        lines = ["file,label"] + [f"{os.path.relpath(s.path.resolve(), folder.resolve())},{s.label}"
-                                  for s in chosen]
-        (folder / "labels.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_list(chosen, split_dir / part)
     print(f"split: {len(train_part)} train, {len(test_part)} test (seed {args.seed}); "
           f"lists in {split_dir}")
     if args.model:

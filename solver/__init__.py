@@ -22,8 +22,11 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 if TYPE_CHECKING:
     from solver.errors import ProfileError, SolverError
     from solver.profiles import ProfileRegistry, SiteProfile, load_profile
+    from solver.recognizers import Recognizer
+    from solver.solve import AsyncSolver, Solver
 
-__all__ = ["ProfileError", "ProfileRegistry", "SiteProfile", "SolverError", "load_profile"]
+__all__ = ["AsyncSolver", "ProfileError", "ProfileRegistry", "Recognizer", "SiteProfile", "Solver",
+           "SolverError", "load_profile"]
 
 _LAZY = {
     "load_profile": "solver.profiles",
@@ -31,6 +34,9 @@ _LAZY = {
     "ProfileRegistry": "solver.profiles",
     "SolverError": "solver.errors",
     "ProfileError": "solver.errors",
+    "Solver": "solver.solve",
+    "AsyncSolver": "solver.solve",
+    "Recognizer": "solver.recognizers",
 }
 
 

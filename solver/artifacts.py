@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from solver.errors import SolverError
 
+MODELS_DIR_ENV = "SOLVER_MODELS_DIR"
+
 if TYPE_CHECKING:
     from solver.profiles import SiteProfile
 
@@ -150,3 +152,8 @@ def check_fits_profile(metadata: ModelMetadata, profile: SiteProfile, folder: Pa
         logger.warning("%s was trained for another version of profile %r (its look-alike "
                        "settings or pipeline changed); it may read worse until retrained",
                        folder, profile.name)
+
+
+def models_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of trained models: ``explicit``, else ``$SOLVER_MODELS_DIR``, else ``./models``."""
+    return Path(explicit or os.environ.get(MODELS_DIR_ENV) or "models")

@@ -13,17 +13,32 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from solver import __version__
+from solver.artifacts import MODELS_DIR_ENV
+from solver.artifacts import models_dir as default_models_dir
 from solver.errors import SolverError
+
+if TYPE_CHECKING:
+    from solver.demo_site import SiteServer
 
 logger = logging.getLogger("solver")
 
-MODELS_DIR_ENV = "SOLVER_MODELS_DIR"
-
 
 def _models_dir(args: argparse.Namespace) -> Path:
-    return Path(getattr(args, "models_dir", None) or os.environ.get(MODELS_DIR_ENV) or "models")
+    return default_models_dir(getattr(args, "models_dir", None))
+
+
+def _serve_foreground(server: SiteServer, host: str, exposed: str) -> int:
+    """Serve until Ctrl-C; warn first when ``host`` lets other machines in (what they can do: ``exposed``)."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("listening on %s: other machines can %s", host, exposed)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 # --------------------------------------------------------------------- profiles
@@ -100,13 +115,7 @@ def cmd_site_serve(args: argparse.Namespace) -> int:
     server = SiteServer(site.app, host=args.host, port=args.port, access_log=args.verbose)
     print(f"Local captcha site on {server.url}/ (style {args.style} at {server.url_for(args.style)}"
           f"; all styles: {', '.join(site.styles)}). Ctrl-C stops it.", flush=True)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning("listening on %s: other machines can reach this test site", args.host)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return _serve_foreground(server, args.host, "reach this test site")
 
 
 def cmd_site_styles(args: argparse.Namespace) -> int:
@@ -210,14 +219,7 @@ def cmd_label(args: argparse.Namespace) -> int:
              else f"(no model in {model_dir}: no suggestions)"))
     print(f"Labelling page on {server.url}/ (Enter saves, Esc skips, Ctrl+Z undoes the last "
           "save). Ctrl-C stops it.", flush=True)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning("listening on %s: other machines can change this dataset's labels",
-                       args.host)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return _serve_foreground(server, args.host, "change this dataset's labels")
 
 
 # --------------------------------------------------------------------- collect
@@ -401,13 +403,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f"{models_dir}/ ({', '.join(trained) or 'none: train one with `solver train --site NAME`'})")
     print(f"HTTP API on {server.url}/ (POST {server.url}/v1/sites/NAME/read with the image; "
           f"GET {server.url}/v1/sites). Ctrl-C stops it.", flush=True)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning("listening on %s: other machines can use this API", args.host)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return _serve_foreground(server, args.host, "use this API")
 
 
 def _eval_curve(args: argparse.Namespace) -> int:

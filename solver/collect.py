@@ -37,9 +37,9 @@ from typing import Any
 from solver.capture import ResponseRecorder, grab_steps
 from solver.dataset import DatasetStore
 from solver.errors import SiteError, SolverError, UsageError
-from solver.page import debug_steps, refresh_steps, submit_steps, wait_steps
+from solver.page import debug_steps, open_steps, refresh_steps, submit_steps, wait_steps
 from solver.profiles import SiteProfile
-from solver.steps import Call, Sleep, Steps, run_async
+from solver.steps import Sleep, Steps, run_async
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class _Worker:
         while True:
             try:
                 if self.element is None:
-                    yield from self._goto()
+                    self.element, _ = yield from open_steps(self.page, profile, None, options.timeout_ms)
                 elif not self.fresh:
                     self.element, _ = yield from refresh_steps(self.page, profile, self.element,
                                                                options.timeout_ms)
@@ -163,6 +163,8 @@ class _Worker:
                 self.fresh = False
                 agent.summary.methods[shot.method] = agent.summary.methods.get(shot.method, 0) + 1
                 return shot.data
+            except UsageError:  # e.g. a pre-step's environment variable is unset: retrying won't help
+                raise
             except SolverError as error:
                 failure = error
             except Exception as error:  # Playwright: navigation errors, a closed page, timeouts
@@ -179,14 +181,6 @@ class _Worker:
             logger.warning("page %d: %s; retrying in %.1f s (%d of %d)", self.index, failure, delay,
                            attempt, options.retries)
             yield Sleep(delay)
-
-    def _goto(self) -> Steps[None]:
-        profile, options = self.agent.profile, self.agent.options
-        response = yield Call(self.page, "goto", (profile.url,), {"timeout": options.timeout_ms})
-        if response is not None and response.status >= 400:
-            raise SiteError(f"{profile.url}: the site answered HTTP {response.status} "
-                            "(check url in the profile, and that the site is up)")
-        self.element, _ = yield from wait_steps(self.page, profile, options.timeout_ms)
 
     def submit(self, text: str) -> Steps[str]:
         outcome = yield from submit_steps(self.page, self.agent.profile, text,

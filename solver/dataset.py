@@ -454,16 +454,19 @@ def write_split(samples: list[Sample], out: str | os.PathLike[str], test_fractio
     so either folder can be given to ``--data`` and nothing is copied.
     """
     train, test = split_samples(samples, test_fraction, seed)
-    folders = []
-    for part, chosen in (("train", train), ("test", test)):
-        folder = Path(out) / part
-        folder.mkdir(parents=True, exist_ok=True)
-        lines = ["file,label"] + [
-            f"{os.path.relpath(sample.path.resolve(), folder.resolve())},{sample.label}"
-            for sample in sorted(chosen, key=lambda s: s.path.name)]
-        _write_atomically(folder / MANIFEST, ("\n".join(lines) + "\n").encode())
-        folders.append(folder)
-    return folders[0], folders[1]
+    return (write_list(sorted(train, key=lambda s: s.path.name), Path(out) / "train"),
+            write_list(sorted(test, key=lambda s: s.path.name), Path(out) / "test"))
+
+
+def write_list(samples: list[Sample], folder: str | os.PathLike[str]) -> Path:
+    """A labelled folder holding only a ``labels.csv`` whose files point at the images
+    where they are (relative paths, in the given order); nothing is copied."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["file,label"] + [f"{os.path.relpath(s.path.resolve(), folder.resolve())},{s.label}"
+                              for s in samples]
+    _write_atomically(folder / MANIFEST, ("\n".join(lines) + "\n").encode())
+    return folder
 
 
 def _suffix_of(data: bytes) -> str:

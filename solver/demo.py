@@ -9,6 +9,7 @@ each stage.
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,19 +64,13 @@ class DemoReport:
             out.append(f"Solved: {self.solved} of {self.solves} ({100 * self.solved / self.solves:.1f}%), "
                        f"{self.first_try} on the first attempt")
             out.append("Per solve, median: " + ", ".join(
-                f"{stage} {_median(values):.1f} ms" for stage, values in self.stage_ms.items()))
+                f"{stage} {statistics.median(values):.1f} ms" for stage, values in self.stage_ms.items()))
         return out
 
     @property
     def ok(self) -> bool:
         seen = self.captcha_size[0] > 0 and self.wrong_answer_refused and self.new_captcha_after_try
         return seen and (self.solved > 0 or not self.solves)
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def demo_profile(style: str, profiles_dir: str | None) -> SiteProfile:

@@ -9,10 +9,12 @@ request draws a new captcha.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from solver.errors import SolverError
+from solver.errors import SiteError, SolverError, UsageError
 from solver.steps import Call, Steps, run_async, run_sync
 
 logger = logging.getLogger(__name__)
@@ -118,6 +120,44 @@ def wait_steps(page: Any, profile: SiteProfile, timeout_ms: float = 10_000) -> S
             f"{timeout_ms / 1000:.0f} s (is the image URL reachable? {error.__class__.__name__})"
         ) from None
     return element, str(kind)
+
+
+def open_steps(page: Any, profile: SiteProfile, url: str | None = None, timeout_ms: float = 10_000,
+               environ: Mapping[str, str] | None = None) -> Steps[tuple[Any, str]]:
+    """Go to the profile's URL (or ``url``), run its pre-steps, and wait for the captcha.
+
+    Values typed by ``fill`` steps come from ``environ`` (default ``os.environ``).
+    Returns the loaded captcha (element, kind).
+    """
+    target = url or profile.url
+    response = yield Call(page, "goto", (target,), {"timeout": timeout_ms})
+    if response is not None and response.status >= 400:
+        raise SiteError(f"{target}: the site answered HTTP {response.status} "
+                        "(check url in the profile, and that the site is up)")
+    environ = os.environ if environ is None else environ
+    for index, step in enumerate(profile.steps):
+        yield from _pre_step(page, profile, index, step, timeout_ms, environ)
+    return (yield from wait_steps(page, profile, timeout_ms))
+
+
+def _pre_step(page: Any, profile: SiteProfile, index: int, step: Any, timeout_ms: float,
+              environ: Mapping[str, str]) -> Steps[None]:
+    where = f"{profile.name}: steps[{index}] ({step.describe()})"
+    try:
+        if step.goto is not None:
+            yield Call(page, "goto", (step.goto,), {"timeout": timeout_ms})
+        elif step.click is not None:
+            yield Call(page, "click", (step.click,), {"timeout": timeout_ms})
+        elif step.fill is not None:
+            yield Call(page, "fill", (step.fill, step.value_from(environ)), {"timeout": timeout_ms})
+        elif step.wait_for is not None:
+            yield Call(page, "wait_for_selector", (step.wait_for,), {"timeout": timeout_ms})
+    except UsageError:
+        raise
+    except Exception as error:
+        raise SiteError(f"{where} failed on {page.url}: {error.__class__.__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else ''} "
+                        "(check the step's selector in the profile)") from None
 
 
 def signature_steps(element: Any) -> Steps[str]:
@@ -264,12 +304,6 @@ async def wait_for_captcha_async(page: Any, profile: SiteProfile,
                                  timeout_ms: float = 10_000) -> tuple[Any, str]:
     """:func:`wait_for_captcha` for Playwright's async API."""
     return await run_async(wait_steps(page, profile, timeout_ms))
-
-
-def refresh_captcha(page: Page, profile: SiteProfile, element: ElementHandle,
-                    timeout_ms: float = 10_000) -> tuple[ElementHandle, str]:
-    """Show a new captcha and wait until it is loaded (see :func:`refresh_steps`)."""
-    return run_sync(refresh_steps(page, profile, element, timeout_ms))
 
 
 def captcha_size(element: ElementHandle) -> tuple[int, int]:

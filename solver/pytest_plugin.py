@@ -42,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def _captcha_solvers(pytestconfig: pytest.Config) -> dict[str, Any]:
+def _captcha_solvers() -> dict[str, Any]:
     return {}
 
 

@@ -25,15 +25,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from solver.artifacts import models_dir as default_models_dir
 from solver.capture import ResponseRecorder, grab_steps
-from solver.errors import SiteError, UsageError
-from solver.page import refresh_steps, send_steps, verdict_steps, wait_steps
+from solver.errors import UsageError
+from solver.page import open_steps, refresh_steps, send_steps, verdict_steps, wait_steps
 from solver.profiles import ProfileRegistry, SiteProfile
 from solver.recognizers import Reading, Recognizer
-from solver.steps import Call, Offload, Steps, run_async, run_sync
-
-MODELS_DIR_ENV = "SOLVER_MODELS_DIR"
-
+from solver.steps import Offload, Steps, run_async, run_sync
 
 @dataclass(frozen=True)
 class Attempt:
@@ -92,33 +90,7 @@ class SolverCore:
         """Go to the profile's URL, run its pre-steps, and wait for the captcha."""
         if page not in self._recorders:  # before the page loads the captcha: its bytes as served
             self._recorders[page] = ResponseRecorder(page)
-        target = url or self.profile.url
-        response = yield Call(page, "goto", (target,), {"timeout": self.timeout_ms})
-        if response is not None and response.status >= 400:
-            raise SiteError(f"{target}: the site answered HTTP {response.status} "
-                            "(check url in the profile, and that the site is up)")
-        for index, step in enumerate(self.profile.steps):
-            yield from self._pre_step(page, index, step)
-        yield from wait_steps(page, self.profile, self.timeout_ms)
-
-    def _pre_step(self, page: Any, index: int, step: Any) -> Steps[None]:
-        where = f"{self.profile.name}: steps[{index}] ({step.describe()})"
-        try:
-            if step.goto is not None:
-                yield Call(page, "goto", (step.goto,), {"timeout": self.timeout_ms})
-            elif step.click is not None:
-                yield Call(page, "click", (step.click,), {"timeout": self.timeout_ms})
-            elif step.fill is not None:
-                yield Call(page, "fill", (step.fill, step.value_from(self.environ)),
-                           {"timeout": self.timeout_ms})
-            elif step.wait_for is not None:
-                yield Call(page, "wait_for_selector", (step.wait_for,), {"timeout": self.timeout_ms})
-        except UsageError:
-            raise
-        except Exception as error:
-            raise SiteError(f"{where} failed on {page.url}: {error.__class__.__name__}: "
-                            f"{str(error).splitlines()[0] if str(error) else ''} "
-                            "(check the step's selector in the profile)") from None
+        yield from open_steps(page, self.profile, url, self.timeout_ms, self.environ)
 
     def read_steps(self, page: Any, stages: dict[str, float] | None = None) -> Steps[Reading]:
         """Wait for the captcha on the page, grab it and read it (nothing is typed)."""
@@ -193,8 +165,7 @@ def _resolve(profile: SiteProfile | str, model_dir: str | os.PathLike[str] | Non
     if isinstance(profile, str):
         profile = ProfileRegistry(profiles_dir).load(profile)
     if model_dir is None:
-        base = Path(models_dir or os.environ.get(MODELS_DIR_ENV) or "models")
-        model_dir = base / profile.name
+        model_dir = default_models_dir(models_dir) / profile.name
     return profile, Path(model_dir)
 
 

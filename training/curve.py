@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from solver.dataset import Sample, split_samples
+from solver.dataset import Sample, split_samples, write_list
 from solver.errors import UsageError
 from solver.profiles import SiteProfile
 
@@ -63,14 +62,6 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _write_list(samples: Sequence[Sample], folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["file,label"] + [f"{os.path.relpath(s.path.resolve(), folder.resolve())},{s.label}"
-                              for s in samples]
-    (folder / "labels.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
-
-
 def learning_curve(profile: SiteProfile, samples: Sequence[Sample], options: CurveOptions, out: Path,
                    report: Callable[[str], None] = print) -> list[CurvePoint]:
     """Train one model per size in ``options.sizes`` and score each on the same test images."""
@@ -86,11 +77,11 @@ def learning_curve(profile: SiteProfile, samples: Sequence[Sample], options: Cur
     skipped = [size for size in options.sizes if size > len(pool)]
     if skipped:
         report(f"skipping sizes {skipped}: the training pool holds only {len(pool)} images")
-    _write_list(test, out / "splits" / "test")
+    write_list(test, out / "splits" / "test")
     points: list[CurvePoint] = []
     for size in sizes:
         subset = pool[:size]
-        folder = _write_list(subset, out / "splits" / f"train_{size}")
+        folder = write_list(subset, out / "splits" / f"train_{size}")
         real_per = (max(1, min(options.batch_size - 1, round(options.batch_size * options.real_fraction)))
                     if options.synthetic else options.batch_size)
         per_epoch = max(math.ceil(size / real_per),
