@@ -16,14 +16,17 @@ from __future__ import annotations
 import io
 import os
 import random
-import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from captcha.image import ImageCaptcha, random_color
-from PIL.ImageFilter import SMOOTH
+import numpy as np
+from captcha.image import ImageCaptcha
+from PIL import Image as PILImage
+from PIL.Image import Resampling, Transform
+from PIL.ImageDraw import Draw
+from PIL.ImageFilter import SMOOTH, GaussianBlur
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -34,25 +37,169 @@ if TYPE_CHECKING:
 ColorTuple = tuple[int, int, int] | tuple[int, int, int, int]
 
 
-class _TunableCaptcha(ImageCaptcha):
-    """ImageCaptcha whose dots and curves can be counted, not only switched on."""
+def parse_colour(text: str) -> tuple[int, int, int]:
+    """``"#1f3f8f"`` -> ``(31, 63, 143)``."""
+    return int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)
 
-    def __init__(self, width: int, height: int, fonts: list[str] | None,
-                 font_sizes: tuple[int, ...], noise_dots: int, noise_curves: int) -> None:
-        super().__init__(width=width, height=height, fonts=fonts, font_sizes=font_sizes)
-        self._noise_dots = noise_dots
-        self._noise_curves = noise_curves
+
+class _TunableCaptcha(ImageCaptcha):
+    """ImageCaptcha with every setting of a profile's ``synthetic`` section.
+
+    It draws as the package does (glyph offsets, rotation, warp, placement,
+    dots, curves, smoothing) with the same defaults, but takes its randomness
+    from its own source, so that a seeded drawer repeats its pixels.
+    """
+
+    def __init__(self, look: CaptchaDrawer) -> None:
+        super().__init__(width=look.width, height=look.height,
+                         fonts=[os.fspath(f) for f in look.fonts] or None,
+                         font_sizes=tuple(look.font_sizes))
+        self.look = look
+        self.character_rotate = (-look.rotation, look.rotation)
+        self.character_offset_dy = (0, look.vertical_jitter)
+        self.word_offset_dx = look.overlap
+        self.random: random.Random = (random.Random(look.seed) if look.seed is not None
+                                      else random.SystemRandom())
+
+    # colours -------------------------------------------------------------
+
+    def _text_colour(self) -> ColorTuple:
+        scheme, pick = self.look.text_colours, self.random.randint
+        if scheme == "random":  # the package's: partly transparent, see _glyph_mask
+            return pick(10, 200), pick(10, 200), pick(10, 200), pick(220, 255)
+        if scheme == "random-dark":
+            return pick(0, 150), pick(0, 150), pick(0, 150), 255
+        return (*parse_colour(self.random.choice(scheme)), 255)
+
+    def _background(self) -> Image:
+        look, pick = self.look, self.random.randint
+        if look.background == "random-light":
+            colour = (pick(238, 255), pick(238, 255), pick(238, 255))
+        else:
+            jitter = look.background_jitter
+            colour = tuple(min(255, max(0, c + pick(-jitter, jitter)))  # type: ignore[assignment]
+                           for c in parse_colour(look.background))
+        image = PILImage.new("RGB", (self._width, self._height), colour)
+        if look.background_gradient:
+            ramp = np.linspace(1.0, 0.0, self._width) if look.background_gradient > 0 \
+                else np.linspace(0.0, 1.0, self._width)
+            shade = (abs(look.background_gradient) * ramp)[None, :, None]
+            pixels = np.asarray(image, np.float32) - shade
+            image = PILImage.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+        return image
+
+    # characters ----------------------------------------------------------
+
+    def _glyph(self, char: str, colour: ColorTuple) -> Image:
+        """One character on a transparent image: offset, turned and warped as the package does."""
+        rng, stroke = self.random, self.look.stroke
+        font = rng.choice(self.truefonts)
+        scratch = Draw(PILImage.new("RGB", (1, 1)))
+        _, _, w, h = scratch.multiline_textbbox((1, 1), char, font=font, stroke_width=stroke)
+        w, h = int(w) + stroke, int(h) + stroke
+        dx1 = rng.randint(*self.character_offset_dx)
+        dy1 = rng.randint(*self.character_offset_dy)
+        image = PILImage.new("RGBA", (w + dx1, h + dy1))
+        draw = Draw(image)
+        smooth = self.look.antialias
+        if not smooth:
+            draw.fontmode = "1"  # hard edges
+        draw.text((dx1 + stroke, dy1 + stroke), char, font=font, fill=colour,
+                  stroke_width=stroke, stroke_fill=colour)
+        image = image.crop(image.getbbox())
+        resample = Resampling.BILINEAR if smooth else Resampling.NEAREST
+        image = image.rotate(rng.uniform(*self.character_rotate), resample, expand=True)
+        # the package's warp, its arithmetic kept as it is
+        low_x, high_x = self.character_warp_dx
+        low_y, high_y = self.character_warp_dy
+        dx2 = w * rng.random() * (high_x - low_x) + low_x
+        dy2 = h * rng.random() * (high_y - low_y) + low_y
+        x1, y1 = int(rng.uniform(-dx2, dx2)), int(rng.uniform(-dy2, dy2))
+        x2, y2 = int(rng.uniform(-dx2, dx2)), int(rng.uniform(-dy2, dy2))
+        w2, h2 = w + abs(x1) + abs(x2), h + abs(y1) + abs(y2)
+        quad = (x1, y1, -x1, h2 - y2, w2 + x2, h2 + y2, w2 - x2, -y1)
+        stretched = image.resize((w2, h2)) if smooth else image.resize((w2, h2), Resampling.NEAREST)
+        return stretched.transform((w, h), Transform.QUAD, quad)
+
+    def _glyph_mask(self, glyph: Image) -> Image:
+        if self.look.text_colours == "random":
+            # the package's mask: luminance, so dark colours come out partly transparent
+            return glyph.convert("L").point(self.lookup_table)
+        return glyph.getchannel("A")
+
+    def _compose(self, chars: str, colours: list[ColorTuple], background: Image) -> Image:
+        rng = self.random
+        glyphs: list[Image] = []
+        for char, colour in zip(chars, colours):
+            if rng.random() < self.look.gap_probability:
+                glyphs.append(self._glyph(" ", colour))
+            glyphs.append(self._glyph(char, colour))
+        text_width = sum(glyph.size[0] for glyph in glyphs)
+        average = int(text_width / len(chars))
+        extra = int(self.look.spacing * average)
+        width = max(text_width + max(0, extra) * (len(glyphs) - 1), self._width)
+        image = background.resize((width, self._height))
+        most_overlap = int(self.word_offset_dx * average)
+        offset = int(average * 0.1)
+        for glyph in glyphs:
+            w, h = glyph.size
+            image.paste(glyph, (offset, int((self._height - h) / 2)), self._glyph_mask(glyph))
+            offset = offset + w + extra - rng.randint(0, most_overlap)
+        if width > self._width:  # too wide: squeeze it in
+            image = image.resize((self._width, self._height))
+        return image
+
+    # clutter -------------------------------------------------------------
+
+    def _clutter(self, image: Image, colour: ColorTuple) -> None:
+        look, rng, draw = self.look, self.random, Draw(image)
+        w, h = image.size
+
+        def ink() -> ColorTuple:
+            return self._text_colour() if look.colour_per_character else colour
+
+        for _ in range(look.noise_dots):
+            x, y = rng.randint(0, w), rng.randint(0, h)
+            draw.line(((x, y), (x - 1, y - 1)), fill=ink(), width=3)
+        for _ in range(look.noise_curves):  # the package's arcs
+            x1 = rng.randint(0, int(w / 5))
+            x2 = rng.randint(0, w - int(w / 5)) + int(w / 5)
+            y1 = rng.randint(0, h - 2 * int(h / 5)) + int(h / 5)
+            y2 = rng.randint(0, h - y1 - int(h / 5)) + y1
+            end, start = rng.randint(160, 200), rng.randint(0, 20)
+            draw.arc((x1, y1, x2, y2), start, end, fill=ink(), width=look.line_width)
+        for _ in range(look.noise_lines):
+            ends = ((rng.randint(0, w), rng.randint(0, h)), (rng.randint(0, w), rng.randint(0, h)))
+            draw.line(ends, fill=ink(), width=look.line_width)
 
     def generate_image(self, chars: str, bg_color: ColorTuple | None = None,
                        fg_color: ColorTuple | None = None) -> Image:
-        background = bg_color or random_color(238, 255)
-        color = fg_color or random_color(10, 200, secrets.randbelow(36) + 220)
-        image = self.create_captcha_image(chars, color, background)
-        if self._noise_dots:
-            self.create_noise_dots(image, color, number=self._noise_dots)
-        for _ in range(self._noise_curves):
-            self.create_noise_curve(image, color)
-        return image.filter(SMOOTH)
+        look = self.look
+        background = (PILImage.new("RGB", (self._width, self._height), bg_color) if bg_color
+                      else self._background())
+        colour = fg_color or self._text_colour()
+        each = look.colour_per_character and not fg_color
+        colours = [self._text_colour() for _ in chars] if each else [colour] * len(chars)
+        image = self._compose(chars, colours, background)
+        self._clutter(image, colour)
+        if look.blur is None:
+            image = image.filter(SMOOTH)
+        elif look.blur:
+            image = image.filter(GaussianBlur(look.blur))
+        if look.border:
+            Draw(image).rectangle((0, 0, self._width - 1, self._height - 1),
+                                  outline=parse_colour(look.border))
+        if look.grayscale:
+            image = image.convert("L").convert("RGB")
+        return image
+
+
+#: the drawer's settings that a profile's ``synthetic`` section holds, fonts aside
+LOOK_SETTINGS = ("width", "height", "font_sizes", "noise_dots", "noise_curves", "background",
+                 "background_jitter", "background_gradient", "border", "text_colours",
+                 "colour_per_character", "stroke", "antialias", "rotation", "vertical_jitter",
+                 "overlap", "gap_probability", "spacing", "noise_lines", "line_width", "blur",
+                 "grayscale")
 
 
 @dataclass(frozen=True)
@@ -60,8 +207,11 @@ class CaptchaDrawer:
     """Draws captcha images of one look.
 
     ``fonts`` are TrueType files; empty means the captcha package's own font.
-    Pixels are random on every call (the package draws its noise from
-    ``secrets``); only the text is under the caller's control.
+    The other settings are those of a profile's ``synthetic`` section (see
+    :class:`solver.profiles.SyntheticSection`); the defaults are the captcha
+    package's look. Pixels are random on every call unless ``seed`` is given:
+    then a drawer repeats the same pixels for the same texts in the same order
+    (a copy sent to another process repeats that stream too).
     """
 
     width: int = 160
@@ -70,29 +220,41 @@ class CaptchaDrawer:
     font_sizes: tuple[int, ...] = (42, 50, 56)
     noise_dots: int = 50
     noise_curves: int = 1
+    background: str = "random-light"
+    background_jitter: int = 0
+    background_gradient: int = 0
+    border: str | None = None
+    text_colours: str | tuple[str, ...] = "random"
+    colour_per_character: bool = False
+    stroke: int = 0
+    antialias: bool = True
+    rotation: int = 30
+    vertical_jitter: int = 6
+    overlap: float = 0.25
+    gap_probability: float = 0.5
+    spacing: float = 0.0
+    noise_lines: int = 0
+    line_width: int = 1
+    blur: float | None = None
+    grayscale: bool = False
+    seed: int | None = None
     _engine: _TunableCaptcha = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        engine = _TunableCaptcha(
-            width=self.width, height=self.height,
-            fonts=[os.fspath(f) for f in self.fonts] or None,
-            font_sizes=tuple(self.font_sizes), noise_dots=self.noise_dots,
-            noise_curves=self.noise_curves,
-        )
-        object.__setattr__(self, "_engine", engine)
+        object.__setattr__(self, "_engine", _TunableCaptcha(self))
 
     def __reduce__(self) -> tuple[type[CaptchaDrawer], tuple[object, ...]]:
         # rebuilt from its settings in another process: loaded fonts do not pickle
-        return (CaptchaDrawer, (self.width, self.height, self.fonts, self.font_sizes,
-                                self.noise_dots, self.noise_curves))
+        return (CaptchaDrawer, tuple(getattr(self, f.name) for f in fields(self) if f.init))
 
     @classmethod
-    def from_settings(cls, settings: SyntheticSection, base: Path | None = None) -> CaptchaDrawer:
+    def from_settings(cls, settings: SyntheticSection, base: Path | None = None,
+                      seed: int | None = None) -> CaptchaDrawer:
         """A drawer for a profile's ``synthetic`` section; fonts resolve against ``base``."""
         fonts = tuple(str((base or Path.cwd()) / font) for font in settings.fonts)
-        return cls(width=settings.width, height=settings.height, fonts=fonts,
-                   font_sizes=tuple(settings.font_sizes), noise_dots=settings.noise_dots,
-                   noise_curves=settings.noise_curves)
+        look = {name: getattr(settings, name) for name in LOOK_SETTINGS}
+        look["font_sizes"] = tuple(settings.font_sizes)
+        return cls(fonts=fonts, seed=seed, **look)
 
     def image(self, text: str) -> Image:
         """The captcha for ``text`` as a PIL image (RGB)."""

@@ -36,6 +36,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -252,6 +253,57 @@ class SyntheticSection(_Section):
         (42, 50, 56), min_length=1, description="Font sizes to pick from, in pixels.")
     noise_dots: StrictInt = Field(50, ge=0, le=10_000, description="Random dots drawn over the text.")
     noise_curves: StrictInt = Field(1, ge=0, le=100, description="Random curves drawn over the text.")
+    background: StrictStr = Field(
+        "random-light",
+        description="Background colour: a quoted \"#rrggbb\", or random-light (each channel "
+        "238..255, the captcha package's look).", examples=["#f0f0f0"])
+    background_jitter: StrictInt = Field(
+        0, ge=0, le=128,
+        description="Each channel of a \"#rrggbb\" background varies by up to this much per image.")
+    background_gradient: StrictInt = Field(
+        0, ge=-255, le=255,
+        description="How much darker the left edge is than the right (negative: the right edge).")
+    border: StrictStr | None = Field(
+        None, description="Colour of a 1-pixel frame around the image (quoted \"#rrggbb\"), "
+        "or null for none.", examples=["#000000"])
+    text_colours: StrictStr | tuple[StrictStr, ...] = Field(
+        "random",
+        description="random (each channel 10..200, partly transparent: the captcha package's "
+        "look), random-dark (each channel 0..150, opaque), or a list of quoted \"#rrggbb\" "
+        "colours to pick from.", examples=[["#202020", "#1f3f8f"]])
+    colour_per_character: StrictBool = Field(
+        False, description="Pick a text colour for each character (and each dot, curve and "
+        "line) instead of one per image.")
+    stroke: StrictInt = Field(
+        0, ge=0, le=8, description="Extra outline around each character, in pixels: bolder text.")
+    antialias: StrictBool = Field(
+        True, description="Smooth character edges; false draws them hard-edged, pixel by "
+        "pixel, as many older sites do.")
+    rotation: StrictInt = Field(
+        30, ge=0, le=90, description="Each character turns by up to this many degrees either way.")
+    vertical_jitter: StrictInt = Field(
+        6, ge=0, le=100,
+        description="Characters move up or down at random, by up to half this many pixels.")
+    overlap: float = Field(
+        0.25, ge=0.0, le=1.0, strict=False,
+        description="Each character may overlap the previous one by up to this share of the "
+        "average character width.")
+    gap_probability: float = Field(
+        0.5, ge=0.0, le=1.0, strict=False,
+        description="Chance of a space-wide gap before each character.")
+    spacing: float = Field(
+        0.0, ge=-0.5, le=2.0, strict=False,
+        description="Extra room after each character, as a share of the average character "
+        "width (negative: closer together).")
+    noise_lines: StrictInt = Field(
+        0, ge=0, le=100, description="Random straight lines drawn over the text.")
+    line_width: StrictInt = Field(
+        1, ge=1, le=10, description="Width of the curves and lines, in pixels.")
+    blur: float | None = Field(
+        None, ge=0.0, le=5.0, strict=False,
+        description="null: the captcha package's light smoothing; a number: a Gaussian blur "
+        "of that radius in pixels instead (0: none, sharp edges).", examples=[0.8])
+    grayscale: StrictBool = Field(False, description="Draw in shades of grey only.")
 
     @field_validator("fonts", "font_sizes", mode="before")
     @classmethod
@@ -261,6 +313,74 @@ class SyntheticSection(_Section):
         if isinstance(value, tuple):
             return value
         raise _fix(f"expected a list, got {value!r}", "write a YAML list such as [42, 50]")
+
+    @field_validator("background", mode="before")
+    @classmethod
+    def _background(cls, value: Any) -> Any:
+        if value == "random-light":
+            return value
+        return _colour(value, '"#f0f0f0"', "or random-light")
+
+    @field_validator("border", mode="before")
+    @classmethod
+    def _border(cls, value: Any) -> Any:
+        return None if value is None else _colour(value, '"#000000"', "or null for no border")
+
+    @field_validator("text_colours", mode="before")
+    @classmethod
+    def _text_colours(cls, value: Any) -> Any:
+        if value in TEXT_COLOUR_SCHEMES:
+            return value
+        example, alternatives = '["#202020", "#1f3f8f"]', "or random or random-dark"
+        if isinstance(value, (list, tuple)):
+            if not value:
+                raise _fix("is empty", f"list at least one colour, e.g. {example}, {alternatives}")
+            return tuple(_colour(colour, '"#202020"', "one per list item") for colour in value)
+        return _colour(value, '"#202020"', f"a list of them, {alternatives}")
+
+    @field_validator("overlap", "gap_probability", "spacing", "blur", mode="before")
+    @classmethod
+    def _number(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name == "blur":
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fix(f"expected a number, got {_yaml_type(value)}",
+                       "write a number without quotes, e.g. 0.5")
+        return value
+
+    @model_validator(mode="after")
+    def _check_jitter(self) -> SyntheticSection:
+        if self.background_jitter and self.background == "random-light":
+            raise _fix(f"background_jitter {self.background_jitter} needs a \"#rrggbb\" background",
+                       'set background, e.g. "#f0f0f0", or remove background_jitter')
+        return self
+
+    def fingerprint_data(self) -> dict[str, Any]:
+        """The settings as a model's fingerprint sees them.
+
+        Settings added after the first models were trained count only when they
+        differ from their default, so those models' fingerprints still match.
+        """
+        data = self.model_dump(mode="json")
+        return {key: value for key, value in data.items()
+                if key in _FIRST_SYNTHETIC_KEYS or value != type(self).model_fields[key].default}
+
+
+_FIRST_SYNTHETIC_KEYS = ("width", "height", "fonts", "font_sizes", "noise_dots", "noise_curves")
+TEXT_COLOUR_SCHEMES = ("random", "random-dark")
+COLOUR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def _colour(value: Any, example: str, alternatives: str) -> str:
+    """A "#rrggbb" colour, lower-cased; an error with the fix otherwise."""
+    if value is None:
+        raise _fix("expected a colour, got null",
+                   f"quote the colour, e.g. {example}: an unquoted # starts a YAML comment")
+    if not isinstance(value, str) or not COLOUR_PATTERN.match(value):
+        shown = repr(value) if isinstance(value, str) else _yaml_type(value)
+        raise _fix(f"{shown} is not a colour", f'write a quoted "#rrggbb" such as {example}, '
+                   f"{alternatives}")
+    return value.lower()
 
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -368,7 +488,7 @@ class SiteProfile(_Section):
     def fingerprint(self) -> str:
         """Hash of what a model depends on (format and look-alike settings)."""
         data = self.to_dict()
-        relevant = {"format": data["format"], "synthetic": data["synthetic"],
+        relevant = {"format": data["format"], "synthetic": self.synthetic.fingerprint_data(),
                     "pipeline": data["model"]["pipeline"]}
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 

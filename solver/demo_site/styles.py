@@ -11,6 +11,7 @@ import yaml
 
 from solver.drawing import CaptchaDrawer
 from solver.errors import SiteError
+from solver.profiles import SyntheticSection
 
 Variant = Literal["img", "data-uri", "canvas", "iframe", "background"]
 VARIANTS: tuple[str, ...] = ("img", "data-uri", "canvas", "iframe", "background")
@@ -73,9 +74,11 @@ class Style:
             "format": {"charset": self.charset, "length": [self.min_length, self.max_length],
                        "case_sensitive": self.case_sensitive},
             "model": {"pipeline": "ctc", "min_confidence": 0.5},
-            "synthetic": {"width": self.width, "height": self.height, "fonts": [],
-                          "font_sizes": list(self.font_sizes), "noise_dots": self.noise_dots,
-                          "noise_curves": self.noise_curves},
+            # every synthetic setting, the look's at their defaults (the package's look)
+            "synthetic": SyntheticSection(
+                width=self.width, height=self.height, font_sizes=tuple(self.font_sizes),
+                noise_dots=self.noise_dots, noise_curves=self.noise_curves,
+            ).model_dump(mode="json"),
         }
 
 
