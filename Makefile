@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 BROWSER := $(VENV)/.browser
 MODEL_ARGS ?= --synthetic 60000 --epochs 40 --time-budget 30 --seed 1 --quantize
 
-.PHONY: demo test setup model clean
+.PHONY: demo test setup model general-model clean
 
 demo: $(INSTALLED) $(BROWSER)
 	$(BIN)/solver demo
@@ -20,6 +20,12 @@ setup: $(INSTALLED) $(BROWSER)
 # Rebuild the shipped demo model, models/example (about 30 minutes on 2 CPU cores).
 model: $(INSTALLED)
 	$(BIN)/solver train --site example $(MODEL_ARGS)
+
+# Rebuild the general model, models/general: many looks at once (training/profiles/general.yaml),
+# the starting point for a new site and a pre-labeller (about 30 minutes on 2 CPU cores).
+GENERAL_ARGS ?= --synthetic 60000 --epochs 40 --time-budget 30 --seed 1 --quantize
+general-model: $(INSTALLED)
+	$(BIN)/solver train --site training/profiles/general.yaml --out models/general $(GENERAL_ARGS)
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

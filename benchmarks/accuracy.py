@@ -26,18 +26,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from common import RESULTS, Ddddocr, git_revision, save  # noqa: E402
 
-from solver.dataset import Sample, check_labels, read_labelled_folder, split_samples, write_list  # noqa: E402
+from solver.dataset import (  # noqa: E402
+    Sample, check_labels, read_corrections, read_labelled_folder, split_samples, write_list)
 from solver.drawing import CaptchaDrawer, random_text  # noqa: E402
 from solver.evaluate import score  # noqa: E402
 from solver.profiles import SiteProfile, load_profile  # noqa: E402
 from solver.recognizers import Recognizer  # noqa: E402
-
-
-def read_corrections(path: str) -> dict[str, str]:
-    import csv
-
-    with open(path, newline="", encoding="utf-8") as handle:
-        return {row["file"]: row["label"] for row in csv.DictReader(handle)}
 
 
 def train_model(profile: SiteProfile, args: argparse.Namespace, data: list[Path]) -> tuple[Path, dict]:

@@ -149,27 +149,32 @@ def cmd_browser_install(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------- dataset
 
 
-def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _store(args: argparse.Namespace, profile=None):  # type: ignore[no-untyped-def]
     from solver.dataset import DatasetStore
     from solver.profiles import ProfileRegistry
 
-    profile = ProfileRegistry(args.profiles_dir).load(args.site)
+    profile = profile or ProfileRegistry(args.profiles_dir).load(args.site)
     root = Path(args.data or Path("data") / profile.name)
     fmt = profile.format
     return DatasetStore(root, fmt.charset, fmt.length, fmt.case_sensitive)
 
 
 def cmd_dataset_stats(args: argparse.Namespace) -> int:
-    from solver.dataset import label_counts
+    from solver.dataset import PSEUDO_SOURCE, label_counts
 
     store = _store(args)
     stats = store.stats()
+    pseudo = sum(bool(e.label) and e.source == PSEUDO_SOURCE for e in store.entries())
     print(f"{store.root}: {stats['images']} images, {stats['labelled']} labelled "
-          f"({stats['verified']} verified by the site), {stats['unlabelled']} unlabelled"
+          f"({stats['verified']} verified by the site"
+          + (f", {pseudo} pseudo-labels that training leaves out without --pseudo-labels"
+             if pseudo else "")
+          + f"), {stats['unlabelled']} unlabelled"
           + (f" ({stats['suggested']} with a model's suggestion)" if stats["suggested"] else ""))
     counts = label_counts(store.samples())
     if counts:
-        print("characters: " + " ".join(f"{ch}:{n}" for ch, n in sorted(counts.items())))
+        print("characters: " + " ".join(f"{ch}:{n}" for ch, n in sorted(counts.items()))
+              + (" (pseudo-labels not counted)" if pseudo else ""))
     return 0
 
 
@@ -195,6 +200,175 @@ def cmd_dataset_split(args: argparse.Namespace) -> int:
     train, test = write_split(store.samples(args.verified_only), args.out, args.test, args.seed)
     print(f"train: {train} ({len(read_labelled_folder(train))} images); "
           f"test: {test} ({len(read_labelled_folder(test))} images); seed {args.seed}")
+    return 0
+
+
+def _open_reader(args: argparse.Namespace, profile):  # type: ignore[no-untyped-def]
+    from solver.prelabel import default_reader_spec, open_reader
+
+    spec = args.reader or default_reader_spec(profile, _models_dir(args))
+    return open_reader(spec, profile, _models_dir(args))
+
+
+def _read_entries(store, reader, entries: list, bar):  # type: ignore[no-untyped-def]
+    """(entry, proposal or None) for each entry, read in the reader's batches.
+
+    One unreadable image spoils a batch: that batch is read again image by image,
+    and the unreadable ones give None (logged).
+    """
+    size = max(1, reader.batch_size)
+    for start in range(0, len(entries), size):
+        chunk = entries[start:start + size]
+        try:
+            proposals = reader.propose([(store.root / e.file).read_bytes() for e in chunk])
+        except (OSError, SolverError):
+            proposals = []
+            for entry in chunk:
+                try:
+                    proposals.append(reader.read((store.root / entry.file).read_bytes()))
+                except (OSError, SolverError) as error:
+                    logger.warning("%s: not read (%s)", store.root / entry.file, error)
+                    proposals.append(None)
+        yield from zip(chunk, proposals)
+        bar.update(len(chunk))
+
+
+class _ReadTally:
+    """What a pre-labelling run read: fitting readings by confidence, misfits, failures."""
+
+    BANDS = ((0.98, ">=0.98"), (0.9, "0.90-0.98"), (0.5, "0.50-0.90"), (0.0, "<0.50"))
+
+    def __init__(self) -> None:
+        from collections import Counter
+
+        self.bands: Counter[str] = Counter()
+        self.misfits: Counter[str] = Counter()
+        self.misfit_examples: list[str] = []
+        self.unreadable = 0
+
+    def add(self, proposal) -> None:  # type: ignore[no-untyped-def]
+        if proposal is None:
+            self.unreadable += 1
+        elif not proposal.fits:
+            self.misfits["no fitting reading"] += 1
+            if len(self.misfit_examples) < 3:
+                self.misfit_examples.append(proposal.problem)
+        elif proposal.confidence is None:
+            self.bands["no confidence"] += 1
+        else:
+            self.bands[next(name for low, name in self.BANDS if proposal.confidence >= low)] += 1
+
+    @property
+    def count(self) -> int:
+        return sum(self.bands.values()) + sum(self.misfits.values()) + self.unreadable
+
+    def lines(self) -> list[str]:
+        order = [name for _, name in self.BANDS] + ["no confidence"]
+        out = ["confidence: " + (", ".join(f"{name} {self.bands[name]}" for name in order
+                                           if self.bands[name]) or "no fitting readings")]
+        misfits = sum(self.misfits.values())
+        out.append(f"no fitting reading: {misfits}"
+                   + (f" (e.g. {'; '.join(self.misfit_examples)})" if misfits else ""))
+        if self.unreadable:
+            out.append(f"unreadable images: {self.unreadable} (see the warnings above)")
+        return out
+
+
+def cmd_dataset_suggest(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from solver.profiles import ProfileRegistry
+
+    profile = ProfileRegistry(args.profiles_dir).load(args.site)
+    reader = _open_reader(args, profile)  # first: a missing reader changes nothing
+    store = _store(args, profile)
+    entries = [e for e in store.entries() if args.all or (e.needs_label and not e.suggestion)]
+    if args.limit is not None:
+        entries = entries[:args.limit]
+    if not entries:
+        print(f"{store.root}: nothing to read: no unlabelled image without a suggestion "
+              "(--all reads every image again)")
+        return 0
+    tally, suggested, started = _ReadTally(), 0, time.perf_counter()
+    interrupted = False
+    with tqdm(total=len(entries), unit="img", desc="suggest", disable=args.quiet or None,
+              dynamic_ncols=True) as bar, store.batch():
+        try:
+            for entry, proposal in _read_entries(store, reader, entries, bar):
+                tally.add(proposal)
+                if proposal is not None and proposal.fits:
+                    store.suggest(entry.file, proposal.text, proposal.confidence)
+                    suggested += 1
+        except KeyboardInterrupt:
+            interrupted = True
+    print(f"{store.root}: read {tally.count} of {len(entries)} images with "
+          f"{reader.description} in {time.perf_counter() - started:.1f} s; "
+          f"{suggested} suggestions stored")
+    for line in tally.lines():
+        print("  " + line)
+    if interrupted:
+        print("interrupted: the suggestions above are saved; "
+              + ("--all reads every image again" if args.all
+                 else "run the same command again to continue"), file=sys.stderr)
+        return 130
+    print(f"next: `solver label --site {profile.name}` shows them, least confident first")
+    return 0
+
+
+def cmd_dataset_pseudo_label(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from solver.dataset import PSEUDO_SOURCE, LabelConflictError
+
+    if not 0.0 < args.min_confidence <= 1.0:
+        from solver.errors import UsageError
+
+        raise UsageError(f"--min-confidence {args.min_confidence}: use a number above 0 and "
+                         "at most 1, e.g. 0.98")
+    from solver.profiles import ProfileRegistry
+
+    profile = ProfileRegistry(args.profiles_dir).load(args.site)
+    reader = _open_reader(args, profile)  # first: a missing reader changes nothing
+    store = _store(args, profile)
+    entries = [e for e in store.entries() if e.needs_label]
+    if args.limit is not None:
+        entries = entries[:args.limit]
+    tally, labelled, below, started = _ReadTally(), 0, 0, time.perf_counter()
+    interrupted = False
+    with tqdm(total=len(entries), unit="img", desc="pseudo-label", disable=args.quiet or None,
+              dynamic_ncols=True) as bar, store.batch():
+        try:
+            for entry, proposal in _read_entries(store, reader, entries, bar):
+                tally.add(proposal)
+                if proposal is None or not proposal.fits:
+                    continue
+                store.suggest(entry.file, proposal.text, proposal.confidence)
+                if proposal.confidence is None or proposal.confidence < args.min_confidence:
+                    below += 1
+                    continue
+                try:  # labelled meanwhile (e.g. on the labelling page): that label stays
+                    saved = store.set_label(entry.file, proposal.text, source=PSEUDO_SOURCE)
+                except LabelConflictError:
+                    continue
+                labelled += saved.source == PSEUDO_SOURCE
+        except KeyboardInterrupt:
+            interrupted = True
+    print(f"{store.root}: read {tally.count} of {len(entries)} unlabelled images with "
+          f"{reader.description} in {time.perf_counter() - started:.1f} s")
+    print(f"  pseudo-labelled {labelled} (confidence >= {args.min_confidence:g}); "
+          f"{below} kept as suggestions only (less sure, or no confidence)")
+    for line in tally.lines():
+        print("  " + line)
+    if interrupted:
+        print("interrupted: the labels above are saved; run the same command again to continue",
+              file=sys.stderr)
+        return 130
+    print(f"next: `solver train --site {profile.name} --data {store.root} --pseudo-labels` "
+          "trains on them too (without --pseudo-labels training leaves them out)")
     return 0
 
 
@@ -236,9 +410,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if args.url:
         profile = profile.with_url(args.url)
     recognizer = None
-    if args.label != "none":
-        model_dir = Path(args.model) if args.model else _models_dir(args) / profile.name
-        recognizer = Recognizer(model_dir, profile)
+    if args.label != "none" and args.model:
+        from solver.prelabel import open_reader
+
+        # ddddocr, general, site or a folder; readings are mapped into the profile's format
+        recognizer = open_reader(args.model, profile, _models_dir(args))
+    elif args.label != "none":
+        recognizer = Recognizer(_models_dir(args) / profile.name, profile)
     store = _store(args)
     options = CollectOptions(
         count=args.n, out=store.root, concurrency=args.concurrency, label=args.label,
@@ -334,7 +512,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, seed=args.seed,
         out=Path(args.out) if args.out else _models_dir(args) / profile.name,
         resume=args.resume, patience=args.patience, quantize=args.quantize,
-        workers=args.workers, emphasis=args.emphasise)
+        workers=args.workers, emphasis=args.emphasise, pseudo_labels=args.pseudo_labels)
     train(options, report=lambda line: print(line, flush=True))
     return 0
 
@@ -364,7 +542,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.curve:
         return _eval_curve(args)
     profile, recognizer = _site_model(args)
-    samples = [s for folder in args.data for s in read_labelled_folder(folder)]
+    samples = _corrected([s for folder in args.data for s in read_labelled_folder(folder)], args)
     fmt = profile.format
     labels = check_labels(samples, fmt.charset, fmt.min_length, fmt.max_length, fmt.case_sensitive)
     if labels.refused_count:
@@ -406,6 +584,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return _serve_foreground(server, args.host, "use this API")
 
 
+def _corrected(samples: list, args: argparse.Namespace) -> list:
+    """The samples with ``--corrections`` applied (label fixes by file name)."""
+    from solver.dataset import apply_corrections, read_corrections
+
+    if not args.corrections:
+        return samples
+    fixes = read_corrections(args.corrections)
+    samples, changed = apply_corrections(samples, fixes)
+    print(f"corrections: {changed} labels fixed from {args.corrections}")
+    return samples
+
+
 def _eval_curve(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if args.debug else "3")
     from solver.dataset import check_labels, read_labelled_folder
@@ -414,7 +604,7 @@ def _eval_curve(args: argparse.Namespace) -> int:
 
     profile = ProfileRegistry(args.profiles_dir).load(args.site)
     fmt = profile.format
-    samples = [s for folder in args.data for s in read_labelled_folder(folder)]
+    samples = _corrected([s for folder in args.data for s in read_labelled_folder(folder)], args)
     labels = check_labels(samples, fmt.charset, fmt.min_length, fmt.max_length, fmt.case_sensitive)
     for line in labels.lines():
         print(line)
@@ -443,6 +633,10 @@ def cmd_synth_fit(args: argparse.Namespace) -> int:
     if args.evaluate < 4:
         raise UsageError(f"--evaluate {args.evaluate}: draw at least 4 look-alikes per trial")
     profile = ProfileRegistry(args.profiles_dir).load(args.site)
+    if profile.synthetic.variants:
+        raise UsageError(f"{profile.source or profile.name}: synthetic.variants is set; the fit finds "
+                         "one look (fit a copy of the profile without variants, then add its "
+                         "settings to the list as a variant)")
     images, labels = load_sample(args.data, args.sample, args.seed)
     fmt = profile.format
     labels = [label if fmt.label_problem(label) is None else "" for label in labels]
@@ -592,6 +786,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="train a model for a profile (needs the train extra)")
     training.add_argument("--data", action="append", default=[], metavar="DIR",
                           help="labelled folder (labels.csv or label-in-file-name); repeatable")
+    training.add_argument("--pseudo-labels", action="store_true",
+                          help="also train on pseudo-labels (source pseudo in labels.csv); "
+                          "validation still uses real labels only")
     training.add_argument("--pipeline", choices=("ctc", "segment"),
                           help="default: the profile's model.pipeline")
     training.add_argument("--synthetic", type=int, default=20_000, metavar="N",
@@ -631,6 +828,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="labelled folder; repeatable")
     evaluation.add_argument("--report", metavar="DIR",
                             help="write metrics.json, report.md and PNG plots there")
+    evaluation.add_argument("--corrections", metavar="CSV",
+                            help="file,label rows that fix wrong labels of the data (by file name)")
     evaluation.add_argument("--curve", metavar="N,N,...",
                             help="learning curve: train on this many labels each (e.g. 50,100,200,500) "
                             "and read the same held-out test images (needs the train extra)")
@@ -645,7 +844,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="with --curve: optimiser steps per point (default 1500)")
     evaluation.set_defaults(func=cmd_eval)
 
-    dataset = verbs.add_parser("dataset", help="stats, import, export and split a site's dataset")
+    dataset = verbs.add_parser("dataset", help="stats, import, export, split and pre-label a "
+                               "site's dataset")
     dataset_verbs = dataset.add_subparsers(dest="action", metavar="ACTION", required=True)
     site_data = argparse.ArgumentParser(add_help=False, parents=[profiles_dir])
     site_data.add_argument("--site", required=True, metavar="NAME",
@@ -676,6 +876,28 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--verified-only", action="store_true")
     split.set_defaults(func=cmd_dataset_split)
+    reading = argparse.ArgumentParser(add_help=False, parents=[site_data, models_dir])
+    reading.add_argument(
+        "--reader", metavar="SPEC",
+        help="what reads the images: site (models/NAME), general (models/general, the shipped "
+        "general model), ddddocr (needs the prelabel extra), or a model folder; readings are "
+        "mapped into the profile's format (default: site if it has a model, else general)")
+    reading.add_argument("--limit", type=int, metavar="N", help="read at most N images")
+    reading.add_argument("--quiet", action="store_true", help="no progress bar")
+    suggest = dataset_verbs.add_parser(
+        "suggest", parents=[reading],
+        help="store a reader's proposals beside the unlabelled images, for `solver label`")
+    suggest.add_argument("--all", action="store_true",
+                         help="read every image (labelled ones, and ones with a suggestion, too); "
+                         "labels are never changed")
+    suggest.set_defaults(func=cmd_dataset_suggest)
+    pseudo = dataset_verbs.add_parser(
+        "pseudo-label", parents=[reading],
+        help="label unlabelled images with confident readings (source pseudo; training uses "
+        "them only with --pseudo-labels)")
+    pseudo.add_argument("--min-confidence", type=float, default=0.98, metavar="P",
+                        help="readings at least this sure become pseudo-labels (default 0.98)")
+    pseudo.set_defaults(func=cmd_dataset_pseudo_label)
 
     label = verbs.add_parser(
         "label", parents=[site_data, models_dir, model_arg],
@@ -721,7 +943,11 @@ def build_parser() -> argparse.ArgumentParser:
                             help="none: images only; model: keep the model's reading as a "
                             "suggestion; confirm: submit the reading and keep it as a verified "
                             "label when the site accepts it")
-    collecting.add_argument("--model", metavar="DIR", help="model folder (default: models/NAME)")
+    collecting.add_argument("--model", metavar="SPEC",
+                            help="what reads the captchas for --label: a model folder, general "
+                            "(models/general), ddddocr, or site (default: models/NAME, which must "
+                            "fit the profile); other readers' texts are mapped into the profile's "
+                            "format")
     collecting.add_argument("--url", help="collect from this URL instead of the profile's")
     collecting.add_argument("--headed", action="store_true", help="show the browser window")
     collecting.add_argument("--timeout", type=float, default=10, metavar="SECONDS",

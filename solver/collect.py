@@ -254,10 +254,14 @@ class _Collector:
         label, verified, suggestion, confidence = None, False, None, None
         if self.options.label != "none":
             reading = self.recognizer.read(data)
-            suggestion, confidence = reading.text, reading.confidence
+            # a pre-labelling reader (solver.prelabel) gives "" for a reading that does not
+            # fit the profile, and None for a confidence it cannot tell
+            suggestion, confidence = reading.text or None, reading.confidence
             if self.options.label == "confirm":
                 problem = self.profile.format.label_problem(reading.text)
-                if problem is None and reading.confidence >= self.profile.model.min_confidence:
+                sure = reading.confidence is not None and \
+                    reading.confidence >= self.profile.model.min_confidence
+                if problem is None and sure:
                     outcome = await run_async(worker.submit(reading.text))
                     if outcome == "accepted":
                         label, verified = self.profile.format.normalise(reading.text), True

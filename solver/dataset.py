@@ -7,6 +7,11 @@ A labelled folder is either
   ``suggestion`` and ``confidence``),
 * or a folder of images whose file names are their labels (``2b827.png``).
 
+Rows whose ``source`` is ``pseudo`` (a model's confident guess, see
+``solver dataset pseudo-label``) are left out unless asked for
+(``pseudo_labels=True``), so training, evaluation and splits read only real
+labels by default.
+
 Labels are checked against a profile's format; the bad ones are reported with
 counts and examples, never dropped silently.
 
@@ -34,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 MANIFEST = "labels.csv"
+#: the ``source`` of a label that a model guessed with high confidence (self-training)
+PSEUDO_SOURCE = "pseudo"
 
 
 class DatasetError(SolverError):
@@ -46,16 +53,21 @@ class Sample:
 
     path: Path
     label: str
+    pseudo: bool = False  # a model's guess (source pseudo), not a label a person or the site gave
 
 
-def read_labelled_folder(folder: str | os.PathLike[str]) -> list[Sample]:
-    """Every labelled image of a folder, in a stable order (see the module's doc)."""
+def read_labelled_folder(folder: str | os.PathLike[str], pseudo_labels: bool = False) -> list[Sample]:
+    """Every labelled image of a folder, in a stable order (see the module's doc).
+
+    Pseudo-labels (rows with source ``pseudo``) are read only with ``pseudo_labels``.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"{folder}: no such folder (give a folder of labelled captchas)")
     manifest = folder / MANIFEST
     if manifest.is_file():
-        return _read_manifest(folder, manifest)
+        samples = _read_manifest(folder, manifest)
+        return samples if pseudo_labels else [s for s in samples if not s.pseudo]
     samples = [Sample(path, path.stem) for path in sorted(folder.iterdir())
                if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()]
     if not samples:
@@ -79,12 +91,43 @@ def _read_manifest(folder: Path, manifest: Path) -> list[Sample]:
             if not path.is_file():
                 missing.append(row["file"])
                 continue
-            samples.append(Sample(path, row["label"] or ""))
+            samples.append(Sample(path, row["label"] or "",
+                                  pseudo=(row.get("source") or "") == PSEUDO_SOURCE))
     if missing:
         shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
         raise DatasetError(f"{manifest}: {len(missing)} listed files are missing ({shown}); "
                            "restore them or remove their rows")
     return samples
+
+
+def read_corrections(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Label fixes from a CSV with ``file`` and ``label`` columns (others are ignored).
+
+    ``file`` is an image's file name; a fix applies wherever that image is read,
+    whichever folder or split list points at it.
+    """
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not {"file", "label"} <= set(reader.fieldnames or []):
+                raise DatasetError(f"{path}: the header must name file and label "
+                                   f"(found {', '.join(reader.fieldnames or []) or 'nothing'})")
+            fixes = {Path(row["file"]).name: row["label"].strip() for row in reader}
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot read the corrections ({error.strerror})") from error
+    return fixes
+
+
+def apply_corrections(samples: list[Sample], fixes: dict[str, str]) -> tuple[list[Sample], int]:
+    """``samples`` with their labels replaced by ``fixes`` (by file name), and how many changed."""
+    changed = 0
+    out = []
+    for sample in samples:
+        label = fixes.get(sample.path.name, sample.label)
+        changed += label != sample.label
+        out.append(dataclasses.replace(sample, label=label) if label != sample.label else sample)
+    return out, changed
 
 
 @dataclass
@@ -93,6 +136,7 @@ class LabelReport:
 
     kept: list[Sample] = field(default_factory=list)
     refused: dict[str, list[Sample]] = field(default_factory=lambda: defaultdict(list))
+    pseudo_left_out: int = 0  # pseudo-labels not read (training without --pseudo-labels)
 
     @property
     def refused_count(self) -> int:
@@ -103,6 +147,8 @@ class LabelReport:
         for reason, samples in sorted(self.refused.items(), key=lambda item: -len(item[1])):
             shown = ", ".join(f"{s.path.name}={s.label!r}" for s in samples[:examples])
             out.append(f"  {len(samples)} {reason}: {shown}")
+        if self.pseudo_left_out:
+            out.append(f"  {self.pseudo_left_out} pseudo-labels left out (--pseudo-labels uses them)")
         return out
 
 
@@ -122,7 +168,7 @@ def check_labels(samples: list[Sample], charset: str, min_length: int, max_lengt
         elif any(ch not in alphabet.characters for ch in label):
             report.refused["with characters outside the charset"].append(sample)
         else:
-            report.kept.append(Sample(sample.path, label))
+            report.kept.append(dataclasses.replace(sample, label=label))
     return report
 
 
@@ -238,10 +284,12 @@ class DatasetStore:
     def get(self, file: str) -> Entry | None:
         return self._entries.get(file)
 
-    def samples(self, verified_only: bool = False) -> list[Sample]:
-        """The labelled images, as training samples."""
-        return [Sample(self.root / e.file, e.label) for e in self.entries()
-                if e.label and (e.verified or not verified_only)]
+    def samples(self, verified_only: bool = False, pseudo_labels: bool = False) -> list[Sample]:
+        """The labelled images, as training samples; pseudo-labels only with ``pseudo_labels``."""
+        return [Sample(self.root / e.file, e.label, pseudo=e.source == PSEUDO_SOURCE)
+                for e in self.entries()
+                if e.label and (e.verified or not verified_only)
+                and (pseudo_labels or e.source != PSEUDO_SOURCE)]
 
     def stats(self) -> dict[str, int]:
         entries = self.entries()
@@ -293,18 +341,27 @@ class DatasetStore:
 
     def set_label(self, file: str, label: str, source: str = "hand", verified: bool = False,
                   force: bool = False) -> Entry:
-        """Label an image; a different existing label stays unless ``force``."""
+        """Label an image; a different existing label stays unless ``force``.
+
+        Pseudo-labels (``source="pseudo"``) are machine guesses: any other label
+        (by hand, the site, an import) replaces one without ``force``; a
+        pseudo-label replaces a different label only with ``force``, and never
+        changes the source of an equal one.
+        """
         label = self._checked(label, file)
         with self._lock:
             entry = self._entries.get(file)
             if entry is None:
                 raise DatasetError(f"{self.root}: no image {file!r} in this dataset")
-            if entry.label and entry.label != label and not force:
+            outranks = entry.source == PSEUDO_SOURCE and source != PSEUDO_SOURCE
+            if entry.label and entry.label != label and not force and not outranks:
                 raise LabelConflictError(
                     f"{self.root / file}: already labelled {entry.label!r} (by {entry.source or 'unknown'}); "
                     f"not replacing it with {label!r} (pass --force to replace labels)")
             if entry.label == label and entry.verified and not verified:
                 return entry  # an unverified suggestion never downgrades a verified label
+            if entry.label == label and source == PSEUDO_SOURCE:
+                return entry  # a guess that agrees adds nothing to a label already there
             updated = dataclasses.replace(
                 entry, label=label, source=source,
                 verified=verified or (entry.verified and entry.label == label), when=_now())

@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import random
@@ -249,12 +250,23 @@ class CaptchaDrawer:
 
     @classmethod
     def from_settings(cls, settings: SyntheticSection, base: Path | None = None,
-                      seed: int | None = None) -> CaptchaDrawer:
-        """A drawer for a profile's ``synthetic`` section; fonts resolve against ``base``."""
+                      seed: int | None = None) -> CaptchaDrawer | MixedDrawer:
+        """A drawer for a profile's ``synthetic`` section; fonts resolve against ``base``.
+
+        A section with ``variants`` gives a :class:`MixedDrawer` over its looks.
+        """
+        if settings.variants:
+            looks = settings.looks()
+            return MixedDrawer(tuple(cls.from_settings(look, base, None if seed is None else seed + i)
+                                     for i, look in enumerate(looks)), seed)
         fonts = tuple(str((base or Path.cwd()) / font) for font in settings.fonts)
         look = {name: getattr(settings, name) for name in LOOK_SETTINGS}
         look["font_sizes"] = tuple(settings.font_sizes)
         return cls(fonts=fonts, seed=seed, **look)
+
+    def with_seed(self, seed: int | None) -> CaptchaDrawer:
+        """The same look with its own random stream (``None``: unseeded)."""
+        return dataclasses.replace(self, seed=seed)
 
     def image(self, text: str) -> Image:
         """The captcha for ``text`` as a PIL image (RGB)."""
@@ -262,6 +274,49 @@ class CaptchaDrawer:
 
     def png(self, text: str) -> bytes:
         """The captcha for ``text`` as PNG bytes."""
+        buffer = io.BytesIO()
+        self.image(text).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class MixedDrawer:
+    """Draws each captcha in one of several looks, picked evenly (a profile's ``variants``).
+
+    Seeded like :class:`CaptchaDrawer`: with ``seed`` the choice of look repeats too.
+    """
+
+    drawers: tuple[CaptchaDrawer, ...]
+    seed: int | None = None
+    _pick: random.Random = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.drawers:
+            raise ValueError("MixedDrawer needs at least one drawer")
+        object.__setattr__(self, "_pick", random.Random(self.seed) if self.seed is not None
+                           else random.SystemRandom())
+
+    def __reduce__(self) -> tuple[type[MixedDrawer], tuple[object, ...]]:
+        return (MixedDrawer, (self.drawers, self.seed))
+
+    @property
+    def width(self) -> int:
+        return self.drawers[0].width
+
+    @property
+    def height(self) -> int:
+        return self.drawers[0].height
+
+    def with_seed(self, seed: int | None) -> MixedDrawer:
+        """The same looks with their own random streams (``None``: unseeded)."""
+        return MixedDrawer(tuple(drawer.with_seed(None if seed is None else seed + i + 1)
+                                 for i, drawer in enumerate(self.drawers)), seed)
+
+    def image(self, text: str) -> Image:
+        """The captcha for ``text`` in a look picked at random (RGB)."""
+        return self._pick.choice(self.drawers).image(text)
+
+    def png(self, text: str) -> bytes:
         buffer = io.BytesIO()
         self.image(text).save(buffer, format="PNG")
         return buffer.getvalue()

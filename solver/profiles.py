@@ -304,6 +304,50 @@ class SyntheticSection(_Section):
         description="null: the captcha package's light smoothing; a number: a Gaussian blur "
         "of that radius in pixels instead (0: none, sharp edges).", examples=[0.8])
     grayscale: StrictBool = Field(False, description="Draw in shades of grey only.")
+    variants: tuple[dict[str, Any], ...] = Field(
+        (), description="Several looks in one: each entry changes some of the settings above "
+        "(any but variants); every look-alike is drawn in one of them, picked evenly. For sites "
+        "with more than one look, and for general models.",
+        examples=[[{"fonts": ["fonts/Serif.ttf"], "noise_lines": 3}, {"grayscale": True}]])
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _variants(cls, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise _fix(f"expected a list, got {_yaml_type(value)}",
+                       "write a YAML list of mappings, e.g. [{grayscale: true}, {noise_lines: 2}]")
+        allowed = [key for key in cls.model_fields if key != "variants"]
+        for index, variant in enumerate(value):
+            if not isinstance(variant, Mapping) or not variant:
+                raise _fix(f"entry {index} is {_yaml_type(variant)}",
+                           "give each variant as a mapping of settings, e.g. {grayscale: true}")
+            for key in variant:
+                if key not in allowed:
+                    close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+                    hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(allowed)}"
+                    raise _fix(f"entry {index}: unknown key {key!r}", hint)
+        return tuple(dict(variant) for variant in value)
+
+    @model_validator(mode="after")
+    def _check_variants(self) -> SyntheticSection:
+        for index in range(len(self.variants)):
+            try:
+                self.look(index)
+            except ValidationError as error:
+                first = error.errors()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                raise _fix(f"variants entry {index}: {where}: {first['msg']}",
+                           "fix that setting of the variant") from None
+        return self
+
+    def look(self, index: int) -> SyntheticSection:
+        """The settings of variant ``index``: this section's, changed by the variant."""
+        base = self.model_dump(exclude={"variants"})
+        return SyntheticSection.model_validate({**base, **self.variants[index]})
+
+    def looks(self) -> list[SyntheticSection]:
+        """Every look drawn for training: the variants', or this one when there are none."""
+        return [self.look(i) for i in range(len(self.variants))] or [self]
 
     @field_validator("fonts", "font_sizes", mode="before")
     @classmethod
@@ -362,8 +406,9 @@ class SyntheticSection(_Section):
         differ from their default, so those models' fingerprints still match.
         """
         data = self.model_dump(mode="json")
+        defaults = type(self)().model_dump(mode="json")
         return {key: value for key, value in data.items()
-                if key in _FIRST_SYNTHETIC_KEYS or value != type(self).model_fields[key].default}
+                if key in _FIRST_SYNTHETIC_KEYS or value != defaults[key]}
 
 
 _FIRST_SYNTHETIC_KEYS = ("width", "height", "fonts", "font_sizes", "noise_dots", "noise_curves")

@@ -24,6 +24,11 @@ from solver.errors import UsageError
 from solver.profiles import SiteProfile
 
 
+# a few labels make short epochs, and each epoch ends with a validation and a save: at
+# least this many steps an epoch keeps that overhead small
+MIN_STEPS_PER_EPOCH = 100
+
+
 @dataclass(frozen=True)
 class CurvePoint:
     """One training-set size and what its model scored on the test images."""
@@ -84,7 +89,8 @@ def learning_curve(profile: SiteProfile, samples: Sequence[Sample], options: Cur
         folder = write_list(subset, out / "splits" / f"train_{size}")
         real_per = (max(1, min(options.batch_size - 1, round(options.batch_size * options.real_fraction)))
                     if options.synthetic else options.batch_size)
-        per_epoch = max(math.ceil(size / real_per),
+        floor = min(MIN_STEPS_PER_EPOCH, options.steps)
+        per_epoch = max(math.ceil(size / real_per), floor,
                         math.ceil(options.synthetic / (options.batch_size - real_per)) if options.synthetic else 1)
         epochs = max(1, math.ceil(options.steps / per_epoch))
         report(f"-- {size} labels: training ({epochs} epochs, about {options.steps} steps)")
@@ -93,7 +99,8 @@ def learning_curve(profile: SiteProfile, samples: Sequence[Sample], options: Cur
             profile=profile, data=[folder], synthetic=options.synthetic,
             real_fraction=options.real_fraction, start_from=options.start_from, epochs=epochs,
             time_budget_s=options.time_budget_s, batch_size=options.batch_size, seed=options.seed,
-            out=out / "models" / f"train_{size}", patience=10_000, emphasis=options.emphasis),
+            out=out / "models" / f"train_{size}", patience=10_000, emphasis=options.emphasis,
+            min_steps_per_epoch=floor),
             report=lambda line: report("   " + line))
         evaluation = evaluate(Recognizer(result.model_dir, profile), test)
         point = CurvePoint(size, evaluation.sequence_accuracy, evaluation.character_accuracy,

@@ -70,13 +70,14 @@ class MixedBatches(keras.utils.PyDataset):
     """Batches that mix augmented real captchas with look-alikes.
 
     ``real_fraction`` of each batch comes from the real images (when there are
-    any), the rest from the look-alikes; an epoch covers the larger source once.
+    any), the rest from the look-alikes; an epoch covers the larger source once,
+    and is at least ``min_batches`` long (a small source comes round again).
     """
 
     def __init__(self, real: ImageSet, synthetic: ImageSet, charset: str, max_length: int,
                  batch_size: int, real_fraction: float, seed: int,
                  augment_real: bool = True, augment_synthetic: bool = False,
-                 **kwargs: object) -> None:
+                 min_batches: int = 0, **kwargs: object) -> None:
         super().__init__(**kwargs)
         if not len(real) and not len(synthetic):
             raise SolverError("no training images: give --data with labelled captchas, "
@@ -90,6 +91,7 @@ class MixedBatches(keras.utils.PyDataset):
                                max(1, min(batch_size - 1, round(batch_size * real_fraction))))
         self.synthetic_per_batch = batch_size - self.real_per_batch
         self.seed = seed
+        self.min_batches = min_batches  # a small set is gone through several times an epoch
         self.epoch = 0
         self.augment_real, self.augment_synthetic = augment_real, augment_synthetic
         self._order()
@@ -106,7 +108,7 @@ class MixedBatches(keras.utils.PyDataset):
             counts.append(math.ceil(len(self.real) / self.real_per_batch))
         if self.synthetic_per_batch:
             counts.append(math.ceil(len(self.synthetic) / self.synthetic_per_batch))
-        return max(1, max(counts))
+        return max(1, self.min_batches, max(counts))
 
     def _take(self, order: np.ndarray, start: int, count: int) -> np.ndarray:
         return order[(start + np.arange(count)) % len(order)]

@@ -81,7 +81,8 @@ def train_segment(options: Any, samples: list[Sample], report: Callable[[str], N
         from solver.drawing import CaptchaDrawer
 
         drawer = CaptchaDrawer.from_settings(profile.synthetic,
-                                             profile.source.parent if profile.source else None)
+                                             profile.source.parent if profile.source else None,
+                                             seed=options.seed)
         count = min(options.synthetic, 20_000)  # crops multiply: a few thousand captchas suffice
         texts = random_texts(profile, count, options.seed)
         images += [np.asarray(drawer.image(text).convert("RGB")) for text in texts]

@@ -2,8 +2,8 @@
 
 Look-alikes are drawn with the ``captcha`` package from a profile's
 ``synthetic`` settings, with answers from its ``format``, in worker processes
-(drawing takes about 5 ms an image on one core). The texts follow ``seed``;
-the pixels do not (the package draws its noise from ``secrets``).
+(drawing takes about 5 ms an image on one core). Texts and pixels follow
+``seed``: each chunk of 256 is drawn with its own seed, whichever worker draws it.
 """
 
 from __future__ import annotations
@@ -51,6 +51,19 @@ def _draw(texts: list[str]) -> np.ndarray:
         gray = np.asarray(_worker_drawer.image(text).convert("L"))
         out[index] = to_size(gray, height, width)
     return out
+
+
+def _draw_seeded(job: tuple[int | None, list[str]]) -> np.ndarray:
+    """Draw one chunk with its own seed, so the pixels do not depend on which worker drew it."""
+    global _worker_drawer
+    seed, texts = job
+    assert _worker_drawer is not None
+    shared = _worker_drawer
+    _worker_drawer = shared.with_seed(seed) if seed is not None else shared
+    try:
+        return _draw(texts)
+    finally:
+        _worker_drawer = shared
 
 
 def to_size(gray: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -103,20 +116,21 @@ def draw_lookalikes(profile: SiteProfile, count: int, height: int, width: int, s
     base = profile.source.parent if profile.source else None
     drawer = CaptchaDrawer.from_settings(profile.synthetic, base)
     chunk = 256
-    chunks = [texts[i:i + chunk] for i in range(0, len(texts), chunk)]
+    # every chunk has its own seed: the same seed gives the same pixels, whatever the workers
+    chunks = [(seed * 1_000_003 + i // chunk, texts[i:i + chunk]) for i in range(0, len(texts), chunk)]
     workers = workers or min(len(chunks), os.cpu_count() or 1)
     images = []
     if workers <= 1 or len(chunks) <= 1:
         _start_worker(drawer, (height, width))
-        for part in chunks:
-            images.append(_draw(part))
+        for job in chunks:
+            images.append(_draw_seeded(job))
             if progress:
-                progress(len(part))
+                progress(len(job[1]))
     else:
         context = multiprocessing.get_context("spawn")  # TensorFlow and fork do not mix
         with context.Pool(workers, initializer=_start_worker,
                           initargs=(drawer, (height, width))) as pool:
-            for part in pool.imap(_draw, chunks):
+            for part in pool.imap(_draw_seeded, chunks):
                 images.append(part)
                 if progress:
                     progress(len(part))

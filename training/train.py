@@ -75,6 +75,8 @@ class TrainOptions:
     quantize: bool = False
     config: CTCConfig | None = None  # the architecture; default: sized for the captchas
     emphasis: str | None = None  # "0O:3": look-alike texts hold these characters 3x as often
+    pseudo_labels: bool = False  # also train on labels with source "pseudo" (never validated on)
+    min_steps_per_epoch: int = 0  # small sets: fewer, longer epochs (each ends with a check and a save)
 
 
 @dataclass
@@ -100,12 +102,27 @@ def choose_strategy() -> Any:
 
 
 def gather_samples(options: TrainOptions) -> tuple[list[Sample], LabelReport]:
+    """The usable labelled images of ``options.data``, and the label check's report.
+
+    Pseudo-labels (``Sample.pseudo``) are left out unless ``options.pseudo_labels``;
+    the report counts those left out.
+    """
     samples: list[Sample] = []
     for folder in options.data:
-        samples.extend(read_labelled_folder(folder))
+        samples.extend(read_labelled_folder(folder, pseudo_labels=True))
+    left_out = 0 if options.pseudo_labels else sum(sample.pseudo for sample in samples)
+    if left_out:
+        samples = [sample for sample in samples if not sample.pseudo]
     fmt = options.profile.format
     report = check_labels(samples, fmt.charset, fmt.min_length, fmt.max_length, fmt.case_sensitive)
+    report.pseudo_left_out = left_out
     return report.kept, report
+
+
+def label_summary(samples: list[Sample]) -> dict[str, int]:
+    """Real and pseudo labels counted apart, for a model's training summary."""
+    pseudo = sum(sample.pseudo for sample in samples)
+    return {"real_labels": len(samples) - pseudo, "pseudo_labels": pseudo}
 
 
 class _Progress(keras.callbacks.Callback):
@@ -254,6 +271,11 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
     if options.data:
         for line in label_report.lines():
             report(line)
+        labels = label_summary(samples)
+        if labels["pseudo_labels"]:
+            report(f"labels: {labels['real_labels']} real, {labels['pseudo_labels']} pseudo"
+                   + (" (pseudo-labels train only; validation uses real labels)"
+                      if pipeline == "ctc" else ""))
     if not samples and options.synthetic <= 0:
         raise UsageError("nothing to train on: no usable labelled images and --synthetic 0 "
                          "(give --data folders, or allow look-alikes)")
@@ -283,9 +305,11 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
         raise UsageError(f"the model's {config.time_steps} time steps are too few for "
                          f"{fmt.max_length} characters (use a wider input)")
 
-    train_samples, validation_samples = (split_samples(samples, options.validation_fraction,
+    real_labelled = [sample for sample in samples if not sample.pseudo]
+    train_samples, validation_samples = (split_samples(real_labelled, options.validation_fraction,
                                                        options.seed)
-                                         if len(samples) >= 20 else (samples, []))
+                                         if len(real_labelled) >= 20 else (real_labelled, []))
+    train_samples += [sample for sample in samples if sample.pseudo]  # a guess never validates
     real, load_report = load_samples(train_samples, config.height, config.width)
     validation, _ = load_samples(validation_samples, config.height, config.width)
     for problem in load_report.unreadable[:5]:
@@ -309,7 +333,8 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
         report(f"validation: {len(validation)} fresh look-alikes (no real images to hold out)")
 
     batches = MixedBatches(real, synthetic, fmt.charset, fmt.max_length, options.batch_size,
-                           options.real_fraction if len(synthetic) else 1.0, options.seed)
+                           options.real_fraction if len(synthetic) else 1.0, options.seed,
+                           min_batches=options.min_steps_per_epoch)
     steps = len(batches) * options.epochs
     strategy = choose_strategy()
     with strategy.scope():
@@ -354,7 +379,8 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
         training={"real_train": len(real), "real_validation": len(validation_samples),
                   "synthetic": len(synthetic), "emphasis": options.emphasis or "",
                   "real_fraction": options.real_fraction,
-                  "labels_refused": label_report.refused_count,
+                  "labels_refused": label_report.refused_count, **label_summary(samples),
+                  "pseudo_labels_left_out": label_report.pseudo_left_out,
                   "data": [str(path) for path in options.data], "seed": options.seed,
                   "epochs": state.get("epoch", 0), "best_epoch": state.get("best_epoch"),
                   "stopped_by": progress.stopped_by, "config": config.to_dict(),
@@ -382,7 +408,8 @@ def _train_segment(options: TrainOptions, samples: list[Sample], label_report: L
 
     model, metadata, summary = train_segment(options, samples, report)
     metadata = replace(metadata, versions=_versions(),
-                       training={**metadata.training, "labels_refused": label_report.refused_count})
+                       training={**metadata.training, "labels_refused": label_report.refused_count,
+                                 **label_summary(samples)})
     _export(model, out, metadata, options.quantize)
     seconds = time.monotonic() - started
     report(f"saved {out} (validation sequence accuracy {summary['best_accuracy']:.2%}, "

@@ -229,3 +229,32 @@ def test_label_serves_the_page_with_the_models_readings(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.communicate(timeout=20)
+
+
+def test_eval_applies_label_corrections(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Wrong labels in a dataset are fixed by file name before scoring; a bad file is named."""
+    from solver.drawing import CaptchaDrawer
+    from solver.profiles import load_profile
+
+    digits = load_profile(PROFILES / "digits.yaml")
+    drawer = CaptchaDrawer.from_settings(digits.synthetic, seed=11)
+    folder = tmp_path / "d"
+    folder.mkdir()
+    texts = ["4821", "0937", "5562", "1208"]
+    rows = ["file,label"]
+    for index, text in enumerate(texts):
+        (folder / f"{index}.png").write_bytes(drawer.png(text))
+        rows.append(f"{index}.png,{'9999' if index < 2 else text}")  # two labels are wrong
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    site = ["eval", "--site", "digits", "--profiles-dir", str(PROFILES), "--data", str(folder)]
+    assert main(site) == 0
+    wrong = capsys.readouterr().out
+    assert "sequence accuracy" in wrong and "50.00%" in wrong  # the model reads them right
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text("file,label,given_label\n0.png,4821,9999\n1.png,0937,9999\n")
+    assert main([*site, "--corrections", str(fixes)]) == 0
+    fixed = capsys.readouterr().out
+    assert fixed.startswith(f"corrections: 2 labels fixed from {fixes}") and "100.00%" in fixed
+    fixes.write_text("name,text\n0.png,4821\n")
+    assert main([*site, "--corrections", str(fixes)]) == 1
+    assert "the header must name file and label (found name, text)" in capsys.readouterr().err

@@ -141,7 +141,7 @@ def test_drawer_takes_every_setting() -> None:
     drawer = CaptchaDrawer.from_settings(EVERYTHING, seed=1)
     assert {name: getattr(drawer, name) for name in LOOK_SETTINGS} == {
         name: getattr(EVERYTHING, name) for name in LOOK_SETTINGS}
-    assert set(LOOK_SETTINGS) | {"fonts"} == set(SyntheticSection.model_fields)
+    assert set(LOOK_SETTINGS) | {"fonts", "variants"} == set(SyntheticSection.model_fields)
     copy = pickle.loads(pickle.dumps(drawer))
     assert copy == drawer and copy.seed == 1
 

@@ -55,7 +55,7 @@ def labelled_folder(folder: Path, profile_path: Path, count: int) -> Path:
     import random
 
     profile = load_profile(profile_path)
-    drawer = CaptchaDrawer.from_settings(profile.synthetic)
+    drawer = CaptchaDrawer.from_settings(profile.synthetic, seed=42)  # the same pixels every run
     rng = random.Random(42)
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(count):
