@@ -39,7 +39,9 @@ from common import RESULTS, Ddddocr, git_revision, save  # noqa: E402
 
 from solver.dataset import (  # noqa: E402
     apply_corrections, check_labels, read_corrections, read_labelled_folder, split_samples)
+from solver.evaluate import evaluate  # noqa: E402
 from solver.profiles import load_profile  # noqa: E402
+from solver.recognizers import Recognizer  # noqa: E402
 from training.curve import CurveOptions, curve_table, learning_curve, parse_sizes, plot_curve  # noqa: E402
 
 VARIANTS = ("real", "lookalikes", "transfer")
@@ -118,6 +120,11 @@ def main() -> None:
                 print(f"== pre-training on {args.pretrain_synthetic} look-alikes "
                       f"({args.pretrain_minutes:g} minutes at most)", flush=True)
                 start_from, figures["pretrained"] = pretrain(profile, args)
+                # the starting point itself, with no real label: the curve's zero
+                zero = evaluate(Recognizer(start_from, profile), test)
+                figures["pretrained"]["sequence_accuracy_no_labels"] = zero.sequence_accuracy
+                print(f"pre-trained model, no real labels: {zero.sequence_accuracy:.2%} on the "
+                      f"{len(test)} test images", flush=True)
         print(f"== {variant}: {TITLES[variant]}", flush=True)
         options = CurveOptions(sizes=parse_sizes(args.sizes), test_fraction=args.test_fraction,
                                seed=args.seed, synthetic=0 if variant == "real" else args.synthetic,
