@@ -881,7 +881,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--reader", metavar="SPEC",
         help="what reads the images: site (models/NAME), general (models/general, the shipped "
         "general model), ddddocr (needs the prelabel extra), or a model folder; readings are "
-        "mapped into the profile's format (default: site if it has a model, else general)")
+        "mapped into the profile's format (default: site if it has a model, else ddddocr if "
+        "installed, else general)")
     reading.add_argument("--limit", type=int, metavar="N", help="read at most N images")
     reading.add_argument("--quiet", action="store_true", help="no progress bar")
     suggest = dataset_verbs.add_parser(

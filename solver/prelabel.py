@@ -332,7 +332,16 @@ def open_reader(spec: str, profile: SiteProfile, models_dir: str | os.PathLike[s
 
 
 def default_reader_spec(profile: SiteProfile, models_dir: str | os.PathLike[str]) -> str:
-    """``site`` when the site has a model, else ``general`` (which says what to do when missing)."""
+    """``site`` when the site has a model, else ``ddddocr`` when it is installed, else ``general``.
+
+    ddddocr comes before the shipped general model: on the benchmark sets it
+    proposed the exact label for 82.7% (kaggle_v2) and 100% (henan_digits) of
+    the images, the general model for 1.4% and 36.9% (benchmarks/README.md).
+    """
+    import importlib.util
+
     from solver.artifacts import METADATA_FILE
 
-    return "site" if (Path(models_dir) / profile.name / METADATA_FILE).is_file() else GENERAL_MODEL
+    if (Path(models_dir) / profile.name / METADATA_FILE).is_file():
+        return "site"
+    return "ddddocr" if importlib.util.find_spec("ddddocr") is not None else GENERAL_MODEL

@@ -279,8 +279,8 @@ def test_cli_errors_name_the_fix(capsys: pytest.CaptureFixture[str], tmp_path: P
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'general'}: no general model there")
     assert not (tmp_path / "d").exists()  # nothing created before the reader opened
-    assert main(["dataset", "suggest", *site]) == 2  # no site model: the general one is the default
-    assert "no general model there" in capsys.readouterr().err
+    assert main(["dataset", "suggest", *site]) == 0  # no site model: ddddocr is the default
+    assert "nothing to read" in capsys.readouterr().out
     assert main(["dataset", "pseudo-label", *site, "--reader", "site"]) == 2
     assert "`solver train --site digits`" in capsys.readouterr().err
     assert main(["dataset", "pseudo-label", *site, "--min-confidence", "1.5"]) == 2
@@ -288,3 +288,25 @@ def test_cli_errors_name_the_fix(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert main(["collect", "--site", str(DIGITS_YAML), "-n", "1", "--label", "model",
                  "--model", "general", "--models-dir", str(tmp_path)]) == 2  # before any browser
     assert "no general model there" in capsys.readouterr().err
+
+
+def test_the_shipped_general_model_reads_its_own_look_for_any_charset(tmp_path: Path) -> None:
+    """models/general is found by name, read with its 62 characters, and mapped into a site's format."""
+    import json
+
+    from solver.prelabel import default_reader_spec
+
+    metadata = json.loads((MODELS / "general" / "metadata.json").read_text())
+    assert len(metadata["charset"]) == 62 and metadata["case_sensitive"] is True
+    upper = load_profile_text(yaml.safe_dump({
+        "name": "upper", "url": "http://127.0.0.1/", "captcha": {"selector": "img"},
+        "form": {"input": "input", "submit": "button"},
+        "format": {"charset": "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", "length": [3, 7],
+                   "case_sensitive": False}}))
+    general = open_reader("general", upper, MODELS)
+    drawer = CaptchaDrawer(width=160, height=60, seed=4)  # the captcha package's look, one of its eight
+    words = ["K7QP", "A3X9", "MN4T", "Z8B2", "H5R6", "W2EY"]
+    proposals = general.propose([drawer.png(word) for word in words])
+    assert all(p.text == p.text.upper() for p in proposals)  # folded onto the site's one case
+    assert sum(p.text == word for p, word in zip(proposals, words)) >= 3
+    assert default_reader_spec(upper, tmp_path) == "ddddocr"  # installed here, no site model
