@@ -50,6 +50,20 @@ def git_revision() -> str:
         return ""
 
 
+def labelled_samples(profile, data: str, corrections: str | None) -> list:  # type: ignore[no-untyped-def]
+    """The folder's labelled images that fit the profile, with ``corrections`` (file,label) applied."""
+    from solver.dataset import apply_corrections, check_labels, read_corrections, read_labelled_folder
+
+    fmt = profile.format
+    samples = read_labelled_folder(data)
+    if corrections:
+        samples, changed = apply_corrections(samples, read_corrections(corrections))
+        print(f"corrections: {changed} labels fixed from {corrections}")
+    labels = check_labels(samples, fmt.charset, fmt.min_length, fmt.max_length, fmt.case_sensitive)
+    print("\n".join(labels.lines()))
+    return labels.kept
+
+
 class Ddddocr:
     """The peer: ddddocr reads captchas with its own model and no training."""
 

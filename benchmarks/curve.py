@@ -35,10 +35,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, Ddddocr, git_revision, save  # noqa: E402
+from common import RESULTS, Ddddocr, git_revision, labelled_samples, save  # noqa: E402
 
-from solver.dataset import (  # noqa: E402
-    apply_corrections, check_labels, read_corrections, read_labelled_folder, split_samples)
+from solver.dataset import split_samples  # noqa: E402
 from solver.evaluate import evaluate  # noqa: E402
 from solver.profiles import load_profile  # noqa: E402
 from solver.recognizers import Recognizer  # noqa: E402
@@ -91,18 +90,13 @@ def main() -> None:
 
     profile = load_profile(args.profile)
     fmt = profile.format
-    samples = read_labelled_folder(args.data)
-    if args.corrections:
-        samples, changed = apply_corrections(samples, read_corrections(args.corrections))
-        print(f"corrections: {changed} labels fixed from {args.corrections}")
-    labels = check_labels(samples, fmt.charset, fmt.min_length, fmt.max_length, fmt.case_sensitive)
-    print("\n".join(labels.lines()))
+    kept = labelled_samples(profile, args.data, args.corrections)
     out = RESULTS / "curves" / args.name
     figures: dict = {"profile": args.profile, "data": args.data, "corrections": args.corrections,
                      "seed": args.seed, "steps": args.steps, "synthetic": args.synthetic,
                      "revision": git_revision(), "curves": {}}
 
-    _, test = split_samples(list(labels.kept), args.test_fraction, args.seed)
+    _, test = split_samples(kept, args.test_fraction, args.seed)
     if Ddddocr.available():
         images = [s.path.read_bytes() for s in test]
         peer = Ddddocr().run(images, [s.label for s in test], fmt.normalise)
@@ -129,7 +123,7 @@ def main() -> None:
         options = CurveOptions(sizes=parse_sizes(args.sizes), test_fraction=args.test_fraction,
                                seed=args.seed, synthetic=0 if variant == "real" else args.synthetic,
                                start_from=start_from, steps=args.steps)
-        points = learning_curve(profile, labels.kept, options, out / variant,
+        points = learning_curve(profile, kept, options, out / variant,
                                 report=lambda line: print(line, flush=True))
         print(curve_table(points), flush=True)
         curves[TITLES[variant]] = points

@@ -27,10 +27,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, git_revision, save  # noqa: E402
+from common import ROOT, git_revision, labelled_samples, save  # noqa: E402
 
-from solver.dataset import (  # noqa: E402
-    apply_corrections, check_labels, read_corrections, read_labelled_folder, split_samples)
+from solver.dataset import split_samples  # noqa: E402
 from solver.prelabel import open_reader  # noqa: E402
 from solver.profiles import load_profile  # noqa: E402
 
@@ -51,12 +50,7 @@ def main() -> None:
     args = parser.parse_args()
 
     profile = load_profile(args.profile)
-    fmt = profile.format
-    samples = read_labelled_folder(args.data)
-    if args.corrections:
-        samples, changed = apply_corrections(samples, read_corrections(args.corrections))
-        print(f"corrections: {changed} labels fixed from {args.corrections}")
-    kept = check_labels(samples, fmt.charset, fmt.min_length, fmt.max_length, fmt.case_sensitive).kept
+    kept = labelled_samples(profile, args.data, args.corrections)
     _, test = split_samples(kept, args.test_fraction, args.seed)
     images = [s.path.read_bytes() for s in test]
     truths = [s.label for s in test]

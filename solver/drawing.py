@@ -274,9 +274,7 @@ class CaptchaDrawer:
 
     def png(self, text: str) -> bytes:
         """The captcha for ``text`` as PNG bytes."""
-        buffer = io.BytesIO()
-        self.image(text).save(buffer, format="PNG")
-        return buffer.getvalue()
+        return _png(self.image(text))
 
 
 @dataclass(frozen=True)
@@ -317,9 +315,14 @@ class MixedDrawer:
         return self._pick.choice(self.drawers).image(text)
 
     def png(self, text: str) -> bytes:
-        buffer = io.BytesIO()
-        self.image(text).save(buffer, format="PNG")
-        return buffer.getvalue()
+        """The captcha for ``text`` as PNG bytes."""
+        return _png(self.image(text))
+
+
+def _png(image: Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def random_text(rng: random.Random, charset: Sequence[str], min_length: int,

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from solver.drawing import CaptchaDrawer, random_text
+from solver.drawing import CaptchaDrawer, MixedDrawer, random_text
 from solver.profiles import SiteProfile
 
 logger = logging.getLogger(__name__)
 
-_worker_drawer: CaptchaDrawer | None = None
+_worker_drawer: CaptchaDrawer | MixedDrawer | None = None
 _worker_size: tuple[int, int] = (0, 0)
 
 
@@ -38,32 +38,22 @@ class ImageSet:
         return len(self.labels)
 
 
-def _start_worker(drawer: CaptchaDrawer, size: tuple[int, int]) -> None:
+def _start_worker(drawer: CaptchaDrawer | MixedDrawer, size: tuple[int, int]) -> None:
     global _worker_drawer, _worker_size
     _worker_drawer, _worker_size = drawer, size
 
 
-def _draw(texts: list[str]) -> np.ndarray:
+def _draw(job: tuple[int, list[str]]) -> np.ndarray:
+    """Draw one chunk with its own seed, so the pixels do not depend on which worker drew it."""
     assert _worker_drawer is not None  # set by _start_worker in every worker
+    seed, texts = job
+    drawer = _worker_drawer.with_seed(seed)
     height, width = _worker_size
     out = np.empty((len(texts), height, width), np.uint8)
     for index, text in enumerate(texts):
-        gray = np.asarray(_worker_drawer.image(text).convert("L"))
+        gray = np.asarray(drawer.image(text).convert("L"))
         out[index] = to_size(gray, height, width)
     return out
-
-
-def _draw_seeded(job: tuple[int | None, list[str]]) -> np.ndarray:
-    """Draw one chunk with its own seed, so the pixels do not depend on which worker drew it."""
-    global _worker_drawer
-    seed, texts = job
-    assert _worker_drawer is not None
-    shared = _worker_drawer
-    _worker_drawer = shared.with_seed(seed) if seed is not None else shared
-    try:
-        return _draw(texts)
-    finally:
-        _worker_drawer = shared
 
 
 def to_size(gray: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -123,14 +113,14 @@ def draw_lookalikes(profile: SiteProfile, count: int, height: int, width: int, s
     if workers <= 1 or len(chunks) <= 1:
         _start_worker(drawer, (height, width))
         for job in chunks:
-            images.append(_draw_seeded(job))
+            images.append(_draw(job))
             if progress:
                 progress(len(job[1]))
     else:
         context = multiprocessing.get_context("spawn")  # TensorFlow and fork do not mix
         with context.Pool(workers, initializer=_start_worker,
                           initargs=(drawer, (height, width))) as pool:
-            for part in pool.imap(_draw_seeded, chunks):
+            for part in pool.imap(_draw, chunks):
                 images.append(part)
                 if progress:
                     progress(len(part))
