@@ -35,8 +35,14 @@ from solver.recognizers import Recognizer  # noqa: E402
 
 
 def train_model(profile: SiteProfile, args: argparse.Namespace, data: list[Path]) -> tuple[Path, dict]:
+    from training.models import CTCConfig
     from training.train import TrainOptions, train
 
+    config = None
+    if args.filters:  # the look-alikes' size sets the input; the width keeps the aspect
+        filters = tuple(int(f) for f in args.filters.split(","))
+        config = CTCConfig.for_image(profile.synthetic.height, profile.synthetic.width,
+                                     height=args.input_height, filters=filters)
     out = RESULTS / "models" / args.name
     started = time.monotonic()
     result = train(TrainOptions(
@@ -45,7 +51,9 @@ def train_model(profile: SiteProfile, args: argparse.Namespace, data: list[Path]
         time_budget_s=args.budget * 60 if args.budget else None, seed=args.seed, out=out,
         batch_size=args.batch_size, real_fraction=args.real_fraction, patience=args.patience,
         start_from=Path(args.start_from) if args.start_from else None,
-        emphasis=args.emphasise),
+        emphasis=args.emphasise, augment_lookalikes=args.augment_lookalikes,
+        max_steps_per_epoch=args.epoch_steps, input_height=args.input_height,
+        learning_rate=args.learning_rate, config=config),
         report=lambda line: print(line, flush=True))
     speeds = [h["images_per_second"] for h in result.history]
     return out, {"training_seconds": round(time.monotonic() - started, 1),
@@ -164,6 +172,14 @@ def main() -> None:
         sub.add_argument("--model", help="measure this model folder instead of training one")
         sub.add_argument("--emphasise", metavar="CHARS[:WEIGHT]",
                          help="look-alike texts hold these characters WEIGHT times as often")
+        sub.add_argument("--augment-lookalikes", type=float, default=0.0, metavar="STRENGTH",
+                         help="warp look-alikes afresh each epoch (0: off, 1: as real images)")
+        sub.add_argument("--epoch-steps", type=int, default=0,
+                         help="at most this many batches an epoch (0: the whole set)")
+        sub.add_argument("--input-height", type=int, default=32, help="the model's input rows")
+        sub.add_argument("--learning-rate", type=float, default=3e-3)
+        sub.add_argument("--filters", help="convolution filters per block, e.g. 16,64,96,96 "
+                         "(default: the trainer's)")
         sub.add_argument("--pipeline", choices=("ctc", "segment"),
                          help="default: the profile's model.pipeline")
         if kind == "generated":

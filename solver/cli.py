@@ -512,7 +512,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, seed=args.seed,
         out=Path(args.out) if args.out else _models_dir(args) / profile.name,
         resume=args.resume, patience=args.patience, quantize=args.quantize,
-        workers=args.workers, emphasis=args.emphasise, pseudo_labels=args.pseudo_labels)
+        workers=args.workers, emphasis=args.emphasise, pseudo_labels=args.pseudo_labels,
+        augment_lookalikes=args.augment_lookalikes, max_steps_per_epoch=args.epoch_steps,
+        input_height=args.input_height, learning_rate=args.learning_rate)
     train(options, report=lambda line: print(line, flush=True))
     return 0
 
@@ -799,7 +801,19 @@ def build_parser() -> argparse.ArgumentParser:
                           help="fine-tune from this model folder")
     training.add_argument("--epochs", type=int, default=30)
     training.add_argument("--time-budget", type=float, metavar="MINUTES",
-                          help="stop (keeping the best epoch) when the next epoch would pass this")
+                          help="the whole run's time, drawing look-alikes included: stop (keeping "
+                          "the best epoch) when the next epoch would pass it")
+    training.add_argument("--epoch-steps", type=int, default=0, metavar="N",
+                          help="at most N batches an epoch, each epoch a fresh random part of a "
+                          "large set (0: the whole set; default)")
+    training.add_argument("--augment-lookalikes", type=float, default=0.0, metavar="STRENGTH",
+                          help="warp look-alikes afresh every epoch, so a set seen many times "
+                          "is not learnt by heart; it blurs fine detail (0 vs O in the captcha "
+                          "package's look lost accuracy), so 0, off, is the default")
+    training.add_argument("--input-height", type=int, default=32, metavar="ROWS",
+                          help="the model's input rows (default 32; the width keeps the aspect)")
+    training.add_argument("--learning-rate", type=float, default=3e-3,
+                          help="peak learning rate of the warm-up and cosine schedule")
     training.add_argument("--batch-size", type=int, default=64)
     training.add_argument("--patience", type=int, default=6,
                           help="stop after this many epochs without a better validation score")

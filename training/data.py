@@ -71,13 +71,16 @@ class MixedBatches(keras.utils.PyDataset):
 
     ``real_fraction`` of each batch comes from the real images (when there are
     any), the rest from the look-alikes; an epoch covers the larger source once,
-    and is at least ``min_batches`` long (a small source comes round again).
+    and is at least ``min_batches`` long (a small source comes round again) and
+    at most ``max_batches`` (then each epoch is a fresh random part of a large set).
+    ``augment_synthetic``: the strength of the warps look-alikes get (0: none); a
+    fixed set of look-alikes seen for many epochs is otherwise learnt by heart.
     """
 
     def __init__(self, real: ImageSet, synthetic: ImageSet, charset: str, max_length: int,
                  batch_size: int, real_fraction: float, seed: int,
-                 augment_real: bool = True, augment_synthetic: bool = False,
-                 min_batches: int = 0, **kwargs: object) -> None:
+                 augment_real: bool = True, augment_synthetic: float = 0.0,
+                 min_batches: int = 0, max_batches: int = 0, **kwargs: object) -> None:
         super().__init__(**kwargs)
         if not len(real) and not len(synthetic):
             raise SolverError("no training images: give --data with labelled captchas, "
@@ -92,6 +95,7 @@ class MixedBatches(keras.utils.PyDataset):
         self.synthetic_per_batch = batch_size - self.real_per_batch
         self.seed = seed
         self.min_batches = min_batches  # a small set is gone through several times an epoch
+        self.max_batches = max_batches  # a large one in parts
         self.epoch = 0
         self.augment_real, self.augment_synthetic = augment_real, augment_synthetic
         self._order()
@@ -108,7 +112,8 @@ class MixedBatches(keras.utils.PyDataset):
             counts.append(math.ceil(len(self.real) / self.real_per_batch))
         if self.synthetic_per_batch:
             counts.append(math.ceil(len(self.synthetic) / self.synthetic_per_batch))
-        return max(1, self.min_batches, max(counts))
+        batches = max(1, self.min_batches, max(counts))
+        return min(batches, self.max_batches) if self.max_batches > 0 else batches
 
     def _take(self, order: np.ndarray, start: int, count: int) -> np.ndarray:
         return order[(start + np.arange(count)) % len(order)]
@@ -125,7 +130,8 @@ class MixedBatches(keras.utils.PyDataset):
             chosen = self._take(self.synthetic_order, index * self.synthetic_per_batch,
                                 self.synthetic_per_batch)
             images = self.synthetic.images[chosen]
-            parts_x.append(augment(images, rng, 0.5) if self.augment_synthetic else images)
+            parts_x.append(augment(images, rng, self.augment_synthetic) if self.augment_synthetic
+                           else images)
             parts_y.append(self.synthetic_y[chosen])
         return as_model_input(np.concatenate(parts_x)), np.concatenate(parts_y)
 

@@ -77,6 +77,8 @@ class TrainOptions:
     emphasis: str | None = None  # "0O:3": look-alike texts hold these characters 3x as often
     pseudo_labels: bool = False  # also train on labels with source "pseudo" (never validated on)
     min_steps_per_epoch: int = 0  # small sets: fewer, longer epochs (each ends with a check and a save)
+    max_steps_per_epoch: int = 0  # large sets: shorter epochs (each a fresh random part of the set)
+    augment_lookalikes: float = 0.0  # strength of the random warps look-alikes get each epoch (0: none)
 
 
 @dataclass
@@ -130,7 +132,8 @@ class _Progress(keras.callbacks.Callback):
 
     def __init__(self, inference: keras.Model, validation: ImageSet, charset: Charset,
                  checkpoint: Path, state: dict[str, Any], options: TrainOptions,
-                 report: Callable[[str], None], images_per_epoch: int) -> None:
+                 report: Callable[[str], None], images_per_epoch: int,
+                 started: float | None = None) -> None:
         super().__init__()
         self.inference = inference
         self.validation_x = as_model_input(validation.images)
@@ -141,7 +144,8 @@ class _Progress(keras.callbacks.Callback):
         self.options = options
         self.report = report
         self.images_per_epoch = images_per_epoch
-        self.started = time.monotonic()
+        self.started = time.monotonic()  # the first epoch's start
+        self.run_started = started if started is not None else self.started  # the budget's start
         self.epoch_started = self.started
         self.stopped_by = "epochs"
 
@@ -178,12 +182,13 @@ class _Progress(keras.callbacks.Callback):
             "images_per_second": round(self.images_per_epoch / max(seconds, 1e-9), 1)})
         self.model.save(self.checkpoint / LAST_MODEL)
         _write_json(self.checkpoint / STATE_FILE, self.state)
-        elapsed = time.monotonic() - self.started
+        now = time.monotonic()
+        elapsed, spent = now - self.started, now - self.run_started
         done = epoch + 1 - self.state.get("first_epoch", 0)
         remaining = self.options.epochs - (epoch + 1)
         eta = elapsed / max(done, 1) * remaining
         if self.options.time_budget_s is not None:  # the budget ends the run first
-            eta = min(eta, max(0.0, self.options.time_budget_s - elapsed))
+            eta = min(eta, max(0.0, self.options.time_budget_s - spent))
         self.report(
             f"epoch {epoch + 1}/{self.options.epochs}: loss {logs.get('loss', float('nan')):.3f}, "
             f"validation {accuracy:.2%} (best {self.state['best_accuracy']:.2%} at epoch "
@@ -193,7 +198,7 @@ class _Progress(keras.callbacks.Callback):
             self.stopped_by = "early stopping"
             self.model.stop_training = True
         budget = self.options.time_budget_s
-        if budget is not None and elapsed + elapsed / max(done, 1) > budget:
+        if budget is not None and spent + elapsed / max(done, 1) > budget:
             self.stopped_by = "time budget"
             self.model.stop_training = True
         if accuracy >= 1.0 and len(self.validation_labels) >= 200:
@@ -215,6 +220,7 @@ class _Annealing(keras.callbacks.Callback):
         self.peak, self.total_steps, self.budget_s = peak, max(1, total_steps), budget_s
         self.step, self.warmup, self.floor = done_steps, warmup, floor
         self.started = time.monotonic()
+        # ``budget_s`` is what is left of the run's budget when fitting starts
 
     def progress(self) -> float:
         by_steps = self.step / self.total_steps
@@ -334,7 +340,9 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
 
     batches = MixedBatches(real, synthetic, fmt.charset, fmt.max_length, options.batch_size,
                            options.real_fraction if len(synthetic) else 1.0, options.seed,
-                           min_batches=options.min_steps_per_epoch)
+                           augment_synthetic=options.augment_lookalikes,
+                           min_batches=options.min_steps_per_epoch,
+                           max_batches=options.max_steps_per_epoch)
     steps = len(batches) * options.epochs
     strategy = choose_strategy()
     with strategy.scope():
@@ -353,12 +361,13 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
     first_epoch = int(state.get("epoch", 0))
     state["first_epoch"] = first_epoch
     progress = _Progress(inference, validation, charset, checkpoint, state, options, report,
-                         images_per_epoch=len(batches) * options.batch_size)
+                         images_per_epoch=len(batches) * options.batch_size, started=started)
     report(f"training {config.time_steps}-step CTC model ({model.count_params():,} parameters) "
            f"for up to {options.epochs} epochs of {len(batches)} batches"
            + (f", from epoch {first_epoch + 1}" if first_epoch else ""))
-    annealing = _Annealing(options.learning_rate, steps, options.time_budget_s,
-                           done_steps=first_epoch * len(batches))
+    left = (None if options.time_budget_s is None else
+            max(1.0, options.time_budget_s - (time.monotonic() - started)))
+    annealing = _Annealing(options.learning_rate, steps, left, done_steps=first_epoch * len(batches))
     try:
         model.fit(batches, epochs=options.epochs, initial_epoch=first_epoch,
                   callbacks=[annealing, progress], verbose=0)
@@ -378,6 +387,7 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
         profile_fingerprint=profile.fingerprint(),
         training={"real_train": len(real), "real_validation": len(validation_samples),
                   "synthetic": len(synthetic), "emphasis": options.emphasis or "",
+                  "augment_lookalikes": options.augment_lookalikes,
                   "real_fraction": options.real_fraction,
                   "labels_refused": label_report.refused_count, **label_summary(samples),
                   "pseudo_labels_left_out": label_report.pseudo_left_out,

@@ -211,3 +211,53 @@ def test_learning_curve_trains_per_size_and_saves_its_lists(profile_path: Path, 
     assert not set(lists["test"]) & set(lists["train_30"])
     assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "models" / "train_30" / "metadata.json").is_file()
+
+
+def test_epochs_of_a_large_set_are_capped_and_lookalikes_warped_afresh() -> None:
+    import numpy as np
+
+    from training.data import MixedBatches
+    from training.synth import ImageSet
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (640, 32, 88), dtype=np.uint8)
+    labels = ["".join(rng.choice(list("AB0O"), 4)) for _ in range(640)]
+    lookalikes = ImageSet(images, labels)
+    empty = ImageSet(np.empty((0, 32, 88), np.uint8), [])
+
+    def seen(batches: MixedBatches) -> set[bytes]:
+        return {bytes(row) for index in range(len(batches))
+                for row in (batches[index][0][..., 0] * 255).round().astype(np.uint8)
+                .reshape(len(batches[index][0]), -1)}
+
+    whole = MixedBatches(empty, lookalikes, "AB0O", 4, 32, 0.5, seed=1)
+    assert len(whole) == 20
+    capped = MixedBatches(empty, lookalikes, "AB0O", 4, 32, 0.5, seed=1, max_batches=5)
+    assert len(capped) == 5  # 160 of the 640 an epoch
+    first = seen(capped)
+    capped.on_epoch_end()
+    second = seen(capped)
+    assert len(first) == len(second) == 160
+    assert first != second  # each epoch a fresh random part, drawn from the whole set
+    assert first | second <= {bytes(image.reshape(-1)) for image in images}
+
+    plain_x, plain_y = whole[0]
+    warped = MixedBatches(empty, lookalikes, "AB0O", 4, 32, 0.5, seed=1, augment_synthetic=0.5)
+    warped_x, warped_y = warped[0]
+    np.testing.assert_array_equal(plain_y, warped_y)  # the same images, in the same order
+    assert warped_x.shape == plain_x.shape
+    assert np.mean(np.abs(warped_x - plain_x)) > 0.05  # but warped
+
+
+def test_train_command_takes_the_epoch_length_input_height_and_warps(
+        profile_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "pair"
+    assert main(["train", "--site", str(profile_path), "--synthetic", "320", "--epochs", "2",
+                 "--epoch-steps", "3", "--batch-size", "32", "--input-height", "24",
+                 "--augment-lookalikes", "0.5", "--workers", "1", "--out", str(out)]) == 0
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["input_height"] == 24 and metadata["input_width"] == 48  # 80x40 kept at 24 rows
+    assert metadata["training"]["augment_lookalikes"] == 0.5
+    assert "for up to 2 epochs of 3 batches" in capsys.readouterr().out  # not the set's 10
+    history = json.loads((out / "history.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
