@@ -53,7 +53,8 @@ def train_model(profile: SiteProfile, args: argparse.Namespace, data: list[Path]
         start_from=Path(args.start_from) if args.start_from else None,
         emphasis=args.emphasise, augment_lookalikes=args.augment_lookalikes,
         max_steps_per_epoch=args.epoch_steps, input_height=args.input_height,
-        learning_rate=args.learning_rate, config=config),
+        learning_rate=args.learning_rate, config=config, precision=args.precision,
+        validation_synthetic=args.validation_lookalikes),
         report=lambda line: print(line, flush=True))
     speeds = [h["images_per_second"] for h in result.history]
     return out, {"training_seconds": round(time.monotonic() - started, 1),
@@ -63,7 +64,9 @@ def train_model(profile: SiteProfile, args: argparse.Namespace, data: list[Path]
 
 
 def measure(model: Path, profile: SiteProfile, images: list[bytes], truths: list[str],
-            names: list[str]) -> dict:
+            names: list[str], misread_dir: Path | None = None) -> dict:
+    """Read the test images; ``misread_dir``: keep each misread image there as
+    ``NAME_TRUTH_read_READING.png``, to look at."""
     recognizer = Recognizer(model, profile)
     started = time.perf_counter()
     readings = []
@@ -71,6 +74,11 @@ def measure(model: Path, profile: SiteProfile, images: list[bytes], truths: list
         readings.extend(recognizer.read_batch(images[start:start + 64]))
     milliseconds = (time.perf_counter() - started) * 1000 / len(images)
     evaluation = score(readings, truths, names, milliseconds)
+    if misread_dir is not None:
+        misread_dir.mkdir(parents=True, exist_ok=True)
+        for image, reading, truth, name in zip(images, readings, truths, names):
+            if reading.text != recognizer.charset.normalise(truth):
+                (misread_dir / f"{name}_{truth}_read_{reading.text or '-'}.png").write_bytes(image)
     print(evaluation.table())
     figures = {"test_images": len(truths), "sequence_accuracy": evaluation.sequence_accuracy,
                "character_accuracy": evaluation.character_accuracy,
@@ -86,6 +94,24 @@ def measure(model: Path, profile: SiteProfile, images: list[bytes], truths: list
     return figures
 
 
+def test_images(profile: SiteProfile, truths: list[str], drawer_name: str) -> list[bytes]:
+    """PNG test images: drawn by the profile's look-alike drawer, or by the captcha
+    package itself (``ImageCaptcha`` with the profile's size and font sizes, its own
+    font, clutter and randomness; the look-alikes then only imitate it)."""
+    look = profile.synthetic
+    if drawer_name == "package":
+        from captcha.image import ImageCaptcha
+
+        if look.fonts:
+            raise SystemExit("--test-drawer package draws with the package's own font; "
+                             f"{profile.source} names fonts")
+        package = ImageCaptcha(width=look.width, height=look.height,
+                               font_sizes=tuple(look.font_sizes))
+        return [package.generate(text).getvalue() for text in truths]
+    drawer = CaptchaDrawer.from_settings(look, profile.source.parent)
+    return [drawer.png(text) for text in truths]
+
+
 def generated(args: argparse.Namespace) -> None:
     base = profile = load_profile(args.profile)
     if args.length:
@@ -95,17 +121,17 @@ def generated(args: argparse.Namespace) -> None:
         model, training = Path(args.model), {"trained_here": False}
     else:
         model, training = train_model(profile, args, [])
-    drawer = CaptchaDrawer.from_settings(profile.synthetic, profile.source.parent)
     rng = random.Random(10_000 + args.seed)  # disjoint from the training texts' seeds
     fmt = profile.format
     truths = [random_text(rng, fmt.charset, fmt.min_length, fmt.max_length) for _ in range(args.test)]
-    images = [drawer.png(text) for text in truths]
+    images = test_images(profile, truths, args.test_drawer)
     # an existing model is checked against the profile it was trained for; the test
     # texts may still be of one length within its range
     figures = measure(model, base if args.model else profile, images, truths,
-                      [str(i) for i in range(len(truths))])
+                      [str(i) for i in range(len(truths))],
+                      misread_dir=RESULTS / "models" / args.name / "misread")
     save(args.name, {"kind": "generated", "profile": args.profile, "length": args.length,
-                     "revision": git_revision(), **training, **figures})
+                     "test_drawer": args.test_drawer, "revision": git_revision(), **training, **figures})
 
 
 def dataset(args: argparse.Namespace) -> None:
@@ -178,6 +204,9 @@ def main() -> None:
                          help="at most this many batches an epoch (0: the whole set)")
         sub.add_argument("--input-height", type=int, default=32, help="the model's input rows")
         sub.add_argument("--learning-rate", type=float, default=3e-3)
+        sub.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
+        sub.add_argument("--validation-lookalikes", type=int, default=1000,
+                         help="fresh look-alikes that pick the best epoch when no real images are held out")
         sub.add_argument("--filters", help="convolution filters per block, e.g. 16,64,96,96 "
                          "(default: the trainer's)")
         sub.add_argument("--pipeline", choices=("ctc", "segment"),
@@ -185,6 +214,10 @@ def main() -> None:
         if kind == "generated":
             sub.add_argument("--length", type=int, help="fix the length (e.g. 4)")
             sub.add_argument("--test", type=int, default=2000)
+            sub.add_argument("--test-drawer", choices=("profile", "package"), default="profile",
+                             help="draw the test images with the profile's look-alike drawer, or "
+                             "with the captcha package itself (its default look: use a profile "
+                             "with the package's settings, e.g. benchmarks/profiles/captcha_default.yaml)")
             sub.set_defaults(func=generated)
         else:
             sub.add_argument("--data", required=True)

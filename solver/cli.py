@@ -498,6 +498,17 @@ def _site_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return profile, Recognizer(model_dir, profile)
 
 
+def _count(text: str) -> int:
+    """An argument that must be a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is too few: give at least 1")
+    return value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if args.debug else "3")
     from solver.profiles import ProfileRegistry
@@ -514,7 +525,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume, patience=args.patience, quantize=args.quantize,
         workers=args.workers, emphasis=args.emphasise, pseudo_labels=args.pseudo_labels,
         augment_lookalikes=args.augment_lookalikes, max_steps_per_epoch=args.epoch_steps,
-        input_height=args.input_height, learning_rate=args.learning_rate)
+        input_height=args.input_height, learning_rate=args.learning_rate,
+        precision=args.precision, validation_synthetic=args.validation_lookalikes)
     train(options, report=lambda line: print(line, flush=True))
     return 0
 
@@ -814,6 +826,13 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the model's input rows (default 32; the width keeps the aspect)")
     training.add_argument("--learning-rate", type=float, default=3e-3,
                           help="peak learning rate of the warm-up and cosine schedule")
+    training.add_argument("--validation-lookalikes", type=_count, default=1000, metavar="N",
+                          help="fresh look-alikes that pick the best epoch when there are no real "
+                          "images to hold out (default 1000; more gives a steadier pick)")
+    training.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                          help="bfloat16: the layers compute in bfloat16, faster where the CPU "
+                          "has it natively (AVX512-BF16, AMX) or on a GPU; the saved model is "
+                          "float32 either way (default float32)")
     training.add_argument("--batch-size", type=int, default=64)
     training.add_argument("--patience", type=int, default=6,
                           help="stop after this many epochs without a better validation score")

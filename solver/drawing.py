@@ -61,6 +61,7 @@ class _TunableCaptcha(ImageCaptcha):
         self.word_offset_dx = look.overlap
         self.random: random.Random = (random.Random(look.seed) if look.seed is not None
                                       else random.SystemRandom())
+        self.centres: list[float] = []  # of the last image's characters (see image_and_centres)
 
     # colours -------------------------------------------------------------
 
@@ -131,10 +132,13 @@ class _TunableCaptcha(ImageCaptcha):
     def _compose(self, chars: str, colours: list[ColorTuple], background: Image) -> Image:
         rng = self.random
         glyphs: list[Image] = []
+        is_char: list[bool] = []  # False for the gaps ("spaces") between characters
         for char, colour in zip(chars, colours):
             if rng.random() < self.look.gap_probability:
                 glyphs.append(self._glyph(" ", colour))
+                is_char.append(False)
             glyphs.append(self._glyph(char, colour))
+            is_char.append(True)
         text_width = sum(glyph.size[0] for glyph in glyphs)
         average = int(text_width / len(chars))
         extra = int(self.look.spacing * average)
@@ -142,12 +146,16 @@ class _TunableCaptcha(ImageCaptcha):
         image = background.resize((width, self._height))
         most_overlap = int(self.word_offset_dx * average)
         offset = int(average * 0.1)
-        for glyph in glyphs:
+        centres = []
+        for glyph, char in zip(glyphs, is_char):
             w, h = glyph.size
             image.paste(glyph, (offset, int((self._height - h) / 2)), self._glyph_mask(glyph))
+            if char:
+                centres.append(offset + w / 2)
             offset = offset + w + extra - rng.randint(0, most_overlap)
         if width > self._width:  # too wide: squeeze it in
             image = image.resize((self._width, self._height))
+        self.centres = [x * self._width / width for x in centres]
         return image
 
     # clutter -------------------------------------------------------------
@@ -275,6 +283,12 @@ class CaptchaDrawer:
     def png(self, text: str) -> bytes:
         """The captcha for ``text`` as PNG bytes."""
         return _png(self.image(text))
+
+    def image_and_centres(self, text: str) -> tuple[Image, list[float]]:
+        """The captcha for ``text`` and the x of each character's centre in it (pixels
+        from the left edge of the final image: character cells, before clutter)."""
+        image = self._engine.generate_image(text)
+        return image, list(self._engine.centres)
 
 
 @dataclass(frozen=True)

@@ -72,45 +72,78 @@ class CTCConfig:
         return cls(height=height, width=width, **changes)
 
 
-def _conv_block(x: Any, filters: int, name: str) -> Any:
-    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"{name}_bn")(x)
-    return keras.layers.ReLU(name=f"{name}_relu")(x)
+#: training precisions: "bfloat16" computes the layers in bfloat16 (Keras' mixed_bfloat16
+#: policy: weights, batch-norm statistics, logits and loss stay float32); fast on CPUs with
+#: native bfloat16 (AVX512-BF16, AMX) and on recent GPUs
+PRECISIONS = ("float32", "bfloat16")
 
 
-def build_ctc_model(num_classes: int, config: CTCConfig) -> tuple[keras.Model, keras.Model]:
+def _policy(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    return "mixed_bfloat16" if precision == "bfloat16" else "float32"
+
+
+def _conv_block(x: Any, filters: int, name: str, policy: str) -> Any:
+    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv",
+                            dtype=policy)(x)
+    x = keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"{name}_bn",
+                                        dtype=policy)(x)
+    return keras.layers.ReLU(name=f"{name}_relu", dtype=policy)(x)
+
+
+def build_ctc_model(num_classes: int, config: CTCConfig,
+                    precision: str = "float32") -> tuple[keras.Model, keras.Model]:
     """``(training_model, inference_model)`` sharing every weight.
 
     The training model outputs logits ``(batch, T, num_classes)``; the inference
     model the same graph's softmax. ``num_classes`` counts the blank (last).
+    ``precision``: one of :data:`PRECISIONS`; the logits are float32 either way.
     """
     if len(config.filters) != len(config.pools):
         raise ValueError("filters and pools must have the same length")
+    policy = _policy(precision)
     inputs = keras.Input((config.height, config.width, 1), name="image")
     x, rows, columns = inputs, config.height, config.width
     for index, (filters, (pool_rows, pool_columns)) in enumerate(zip(config.filters, config.pools)):
-        x = _conv_block(x, filters, f"block{index}")
+        x = _conv_block(x, filters, f"block{index}", policy)
         if (pool_rows, pool_columns) != (1, 1):
-            x = keras.layers.MaxPooling2D((pool_rows, pool_columns), name=f"block{index}_pool")(x)
+            x = keras.layers.MaxPooling2D((pool_rows, pool_columns), name=f"block{index}_pool",
+                                          dtype=policy)(x)
             rows, columns = rows // pool_rows, columns // pool_columns
     # 4-D all the way (1xk convolutions rather than Conv1D): LiteRT sees plain CONV_2D ops
-    x = keras.layers.Conv2D(config.head_units, (rows, 1), use_bias=False, name="fold_conv")(x)
-    x = keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name="fold_bn")(x)
-    x = keras.layers.ReLU(name="fold_relu")(x)
+    x = keras.layers.Conv2D(config.head_units, (rows, 1), use_bias=False, name="fold_conv",
+                            dtype=policy)(x)
+    x = keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name="fold_bn",
+                                        dtype=policy)(x)
+    x = keras.layers.ReLU(name="fold_relu", dtype=policy)(x)
     for index in range(config.head_layers):
-        y = keras.layers.Dropout(config.dropout, name=f"head{index}_drop")(x) if config.dropout else x
+        y = (keras.layers.Dropout(config.dropout, name=f"head{index}_drop", dtype=policy)(x)
+             if config.dropout else x)
         y = keras.layers.Conv2D(config.head_units, (1, config.head_kernel), padding="same",
-                                use_bias=False, name=f"head{index}_conv")(y)
-        y = keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"head{index}_bn")(y)
-        y = keras.layers.ReLU(name=f"head{index}_relu")(y)
-        x = keras.layers.Add(name=f"head{index}_add")([x, y])
+                                use_bias=False, name=f"head{index}_conv", dtype=policy)(y)
+        y = keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"head{index}_bn",
+                                            dtype=policy)(y)
+        y = keras.layers.ReLU(name=f"head{index}_relu", dtype=policy)(y)
+        x = keras.layers.Add(name=f"head{index}_add", dtype=policy)([x, y])
     if config.dropout:
-        x = keras.layers.Dropout(config.dropout, name="out_drop")(x)
-    x = keras.layers.Conv2D(num_classes, 1, name="logits_conv")(x)
+        x = keras.layers.Dropout(config.dropout, name="out_drop", dtype=policy)(x)
+    x = keras.layers.Conv2D(num_classes, 1, name="logits_conv", dtype="float32")(x)
     logits = keras.layers.Reshape((columns, num_classes), name="logits")(x)
     probabilities = keras.layers.Softmax(name="probabilities")(logits)
     return (keras.Model(inputs, logits, name="ctc_train"),
             keras.Model(inputs, probabilities, name="ctc_inference"))
+
+
+def float32_copy(model: keras.Model, num_classes: int, config: CTCConfig) -> keras.Model:
+    """The inference model of ``config`` in float32 with ``model``'s weights (a model
+    trained in bfloat16 is saved and exported as this: readers need no mixed policy)."""
+    _, inference = build_ctc_model(num_classes, config)
+    for layer in inference.layers:
+        weights = model.get_layer(layer.name).get_weights() if layer.weights else []
+        if weights:
+            layer.set_weights(weights)
+    return inference
 
 
 @keras.saving.register_keras_serializable(package="solver")

@@ -39,7 +39,8 @@ from solver.dataset import LabelReport, Sample, check_labels, read_labelled_fold
 from solver.errors import SolverError, UsageError  # noqa: E402
 from solver.profiles import SiteProfile  # noqa: E402
 from training.data import MixedBatches, as_model_input, load_samples, typical_size  # noqa: E402
-from training.models import CTCConfig, CTCLoss, build_ctc_model, export_lite  # noqa: E402
+from training.models import (  # noqa: E402
+    CTCConfig, CTCLoss, build_ctc_model, export_lite, float32_copy)
 from training.synth import ImageSet, draw_lookalikes, parse_emphasis  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class TrainOptions:
     min_steps_per_epoch: int = 0  # small sets: fewer, longer epochs (each ends with a check and a save)
     max_steps_per_epoch: int = 0  # large sets: shorter epochs (each a fresh random part of the set)
     augment_lookalikes: float = 0.0  # strength of the random warps look-alikes get each epoch (0: none)
+    precision: str = "float32"  # or "bfloat16": layers compute in bfloat16 (see models.PRECISIONS)
 
 
 @dataclass
@@ -101,6 +103,19 @@ def choose_strategy() -> Any:
         logger.info("training on %d GPU(s) with MirroredStrategy", len(gpus))
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def native_bfloat16() -> bool:
+    """Whether bfloat16 compute is native here: a GPU, or a CPU with AVX512-BF16 or AMX."""
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:  # not Linux: unknown, say no
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def gather_samples(options: TrainOptions) -> tuple[list[Sample], LabelReport]:
@@ -344,6 +359,9 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
                            min_batches=options.min_steps_per_epoch,
                            max_batches=options.max_steps_per_epoch)
     steps = len(batches) * options.epochs
+    if options.precision == "bfloat16" and not options.resume and not native_bfloat16():
+        report("bfloat16: this CPU has no native bfloat16 (AVX512-BF16 or AMX); "
+               "float32 is likely faster here")
     strategy = choose_strategy()
     with strategy.scope():
         if options.resume:
@@ -351,7 +369,7 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
             inference = keras.Model(model.inputs[0], keras.layers.Softmax(name="probabilities")(
                 model.outputs[0]), name="ctc_inference")
         else:
-            model, inference = build_ctc_model(charset.num_classes, config)
+            model, inference = build_ctc_model(charset.num_classes, config, options.precision)
             if options.start_from is not None:
                 copied = _load_weights(model, options.start_from)
                 report(f"fine-tuning from {options.start_from}: {copied} layers copied")
@@ -378,6 +396,10 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
         raise SolverError("training stopped before the first epoch finished; nothing to save "
                           "(let it run at least one epoch)")
     model.load_weights(checkpoint / BEST_WEIGHTS)
+    precision = "bfloat16" if any(layer.dtype_policy.name == "mixed_bfloat16"
+                                  for layer in model.layers) else "float32"
+    if precision != "float32":  # saved and exported in float32: readers need no mixed policy
+        inference = float32_copy(model, charset.num_classes, config)
 
     metadata = ModelMetadata(
         name=profile.name, pipeline="ctc", charset=fmt.charset,
@@ -394,7 +416,7 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
                   "data": [str(path) for path in options.data], "seed": options.seed,
                   "epochs": state.get("epoch", 0), "best_epoch": state.get("best_epoch"),
                   "stopped_by": progress.stopped_by, "config": config.to_dict(),
-                  "quantized": options.quantize,
+                  "quantized": options.quantize, "precision": precision,
                   "seconds": round(time.monotonic() - started, 1)},
         metrics={"validation_sequence_accuracy": state.get("best_accuracy"),
                  "validation_images": len(validation),

@@ -261,3 +261,42 @@ def test_train_command_takes_the_epoch_length_input_height_and_warps(
     assert "for up to 2 epochs of 3 batches" in capsys.readouterr().out  # not the set's 10
     history = json.loads((out / "history.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2]
+
+
+def test_bfloat16_training_saves_a_float32_model_that_reads(profile_path: Path,
+                                                             tmp_path: Path) -> None:
+    import keras
+
+    from training.models import CTCConfig
+    from training.train import TrainOptions, train
+
+    out = tmp_path / "pair"
+    train(TrainOptions(load_profile(profile_path), synthetic=1536, epochs=4, batch_size=32,
+                       out=out, validation_synthetic=200, workers=1, precision="bfloat16",
+                       config=CTCConfig(height=24, width=48, **TINY), seed=1),
+          report=lambda line: None)
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["training"]["precision"] == "bfloat16"
+    saved = keras.models.load_model(out / "model.keras", safe_mode=True)
+    assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
+    recognizer = Recognizer(out, load_profile(profile_path))  # through the light (LiteRT) model
+    accuracy, _ = accuracy_on(recognizer, labelled_folder(tmp_path / "fresh", profile_path, 100))
+    assert accuracy > 0.5, f"sequence accuracy {accuracy:.0%} (chance is 1/16)"
+
+
+def test_float32_copy_reads_as_the_bfloat16_model() -> None:
+    import numpy as np
+
+    from training.models import CTCConfig, build_ctc_model, float32_copy
+
+    config = CTCConfig(height=24, width=48, **TINY)
+    model, inference = build_ctc_model(5, config, precision="bfloat16")
+    assert model.get_layer("block0_conv").compute_dtype == "bfloat16"
+    assert model.get_layer("logits_conv").compute_dtype == "float32"  # the loss sees float32
+    images = np.random.default_rng(0).random((4, 24, 48, 1), dtype=np.float32)
+    copy = float32_copy(model, 5, config)
+    assert copy.get_layer("block0_conv").compute_dtype == "float32"
+    np.testing.assert_allclose(copy.predict(images, verbose=0), inference.predict(images, verbose=0),
+                               atol=0.05)
+    with pytest.raises(ValueError, match="precision 'half'"):
+        build_ctc_model(5, config, precision="half")

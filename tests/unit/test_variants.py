@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from pathlib import Path
 
@@ -102,3 +103,61 @@ def test_the_general_profile_draws_all_its_looks() -> None:
     drawer = CaptchaDrawer.from_settings(profile.synthetic, seed=1)
     sizes = {drawer.image("aB3x").size for _ in range(80)}
     assert sizes == {(look.width, look.height) for look in looks}
+
+
+def _look_statistics(images: list[bytes]) -> np.ndarray:
+    """Mean gray, share of inked pixels, mean horizontal edge strength."""
+    import io
+
+    from PIL import Image
+
+    gray = np.stack([np.asarray(Image.open(io.BytesIO(data)).convert("L"), np.float32)
+                     for data in images])
+    return np.array([gray.mean(), (gray < 200).mean(), np.abs(np.diff(gray, axis=2)).mean()])
+
+
+def test_the_package_default_profile_draws_like_the_captcha_package() -> None:
+    """The 4-character benchmark trains on look-alikes and tests on the package's own
+    images: the imitation must match it (50 dots instead of 30 is caught)."""
+    import random
+
+    from captcha.image import ImageCaptcha
+
+    from solver.drawing import random_text
+
+    profile = load_profile(ROOT / "benchmarks" / "profiles" / "captcha_default.yaml")
+    rng = random.Random(0)
+    texts = [random_text(rng, profile.format.charset, 4, 4) for _ in range(400)]
+    ours = CaptchaDrawer.from_settings(profile.synthetic, seed=3)
+    package = ImageCaptcha(width=profile.synthetic.width, height=profile.synthetic.height,
+                           font_sizes=tuple(profile.synthetic.font_sizes))
+    expected = _look_statistics([package.generate(text).getvalue() for text in texts])
+    drawn = _look_statistics([ours.png(text) for text in texts])
+    np.testing.assert_allclose(drawn, expected, rtol=0.04)
+    more_dots = dataclasses.replace(ours, noise_dots=50, seed=4)
+    cluttered = _look_statistics([more_dots.png(text) for text in texts])
+    assert abs(cluttered[2] / expected[2] - 1) > 0.08
+
+
+def test_drawer_tells_where_each_character_is() -> None:
+    drawer = CaptchaDrawer(noise_dots=0, noise_curves=0, text_colours=("#000000",), seed=5)
+    for text in ("W1", "AB12", "0O0O0O"):
+        image, centres = drawer.image_and_centres(text)
+        assert len(centres) == len(text)
+        assert all(0 < x < image.width for x in centres) and centres == sorted(centres)
+        ink = 255 - np.asarray(image.convert("L"), np.float32)
+        for x in centres:  # a character's cell holds ink, even a hollow 0 or O
+            assert ink[:, int(x) - 8:int(x) + 9].max() > 150
+    same = CaptchaDrawer(noise_dots=0, noise_curves=0, text_colours=("#000000",), seed=5)
+    assert same.image_and_centres("AB12")[0].tobytes() == same.with_seed(5).image("AB12").tobytes()
+
+
+def test_character_centres_match_the_ink_of_separate_glyphs() -> None:
+    drawer = CaptchaDrawer(width=200, noise_dots=0, noise_curves=0, text_colours=("#000000",),
+                           overlap=0.0, spacing=0.5, gap_probability=0.0, rotation=0, seed=2)
+    image, centres = drawer.image_and_centres("W1HX")
+    inked = (255 - np.asarray(image.convert("L"), np.float32)).max(axis=0) > 60
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], inked.astype(int), [0]])))
+    runs = [(start + end - 1) / 2 for start, end in zip(edges[::2], edges[1::2])]
+    assert len(runs) == 4, f"ink runs at {runs}"
+    np.testing.assert_allclose(centres, runs, atol=5)
