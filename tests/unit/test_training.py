@@ -254,11 +254,15 @@ def test_train_command_takes_the_epoch_length_input_height_and_warps(
     out = tmp_path / "pair"
     assert main(["train", "--site", str(profile_path), "--synthetic", "320", "--epochs", "2",
                  "--epoch-steps", "3", "--batch-size", "32", "--input-height", "24",
-                 "--augment-lookalikes", "0.5", "--workers", "1", "--out", str(out)]) == 0
+                 "--augment-lookalikes", "0.5", "--workers", "1", "--validation-lookalikes", "60",
+                 "--out", str(out)]) == 0
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["input_height"] == 24 and metadata["input_width"] == 48  # 80x40 kept at 24 rows
     assert metadata["training"]["augment_lookalikes"] == 0.5
-    assert "for up to 2 epochs of 3 batches" in capsys.readouterr().out  # not the set's 10
+    assert metadata["metrics"]["validation_images"] == 60
+    printed = capsys.readouterr().out
+    assert "for up to 2 epochs of 3 batches" in printed  # not the set's 10
+    assert "validation: 60 fresh look-alikes" in printed
     history = json.loads((out / "history.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2]
 
@@ -300,3 +304,11 @@ def test_float32_copy_reads_as_the_bfloat16_model() -> None:
                                atol=0.05)
     with pytest.raises(ValueError, match="precision 'half'"):
         build_ctc_model(5, config, precision="half")
+
+
+def test_train_command_refuses_an_empty_validation_set(profile_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--site", str(profile_path), "--validation-lookalikes", "0"])
+    assert stopped.value.code == 2
+    assert "--validation-lookalikes: 0 is too few: give at least 1" in capsys.readouterr().err
