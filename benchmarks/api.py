@@ -72,7 +72,7 @@ def cpu_seconds(pid: int) -> float:
 
 async def post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
                image: bytes) -> tuple[int, dict[str, Any]]:
-    writer.write(f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: image/png\r\n"
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                  f"Content-Length: {len(image)}\r\n\r\n".encode() + image)
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")

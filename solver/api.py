@@ -17,6 +17,11 @@ Endpoints (answers are JSON; errors are ``{"error": message}``, the message says
     GET  /v1/sites              every profile, its format, and its model if any
     GET  /healthz               {"ok": true}
 
+Every request must name the server by a loopback ``Host`` (127.0.0.1, localhost,
+[::1]), its ``host`` or one of ``allowed_hosts``; any other is refused with 400,
+so that a page of another site cannot read through DNS rebinding
+(:mod:`solver.host_check`). The API takes no JSON: a JSON body is a 415.
+
 Statuses: 400 a body that is not a usable image (too large a picture included),
 404 no profile of that name, 409 the site is known but cannot read now (no
 trained model, a model that does not fit the profile, or an invalid profile;
@@ -31,6 +36,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +46,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -47,6 +54,7 @@ from starlette.types import Message, Receive
 
 from solver.artifacts import METADATA_FILE, ModelError, read_metadata
 from solver.errors import ProfileError, SolverError
+from solver.host_check import TrustedHosts, trusted_hosts
 from solver.imaging import ImageError, decode_image
 from solver.profiles import ProfileRegistry, SiteProfile
 from solver.recognizers import Reading, Recognizer
@@ -155,14 +163,18 @@ class SiteModels:
 
 
 def build_api_app(registry: ProfileRegistry, models_dir: Path,
-                  max_bytes: int = DEFAULT_MAX_BYTES) -> Starlette:
+                  max_bytes: int = DEFAULT_MAX_BYTES, *, host: str = "127.0.0.1",
+                  allowed_hosts: Iterable[str] = ()) -> Starlette:
     """The HTTP API over ``registry``'s profiles and ``models_dir/NAME`` models, as an ASGI app.
 
     ``max_bytes`` bounds a request body (413 beyond, checked while it streams
-    in). ``app.state.models`` is the :class:`SiteModels` cache.
+    in). Requests must name the server as 127.0.0.1, localhost, [::1], ``host``
+    (the address it listens on) or one of ``allowed_hosts`` (``*.domain``
+    patterns too). ``app.state.models`` is the :class:`SiteModels` cache.
     """
     if max_bytes < 1:
         raise ValueError(f"max_bytes must be positive, not {max_bytes}")
+    hosts = trusted_hosts(host, allowed_hosts)
     models = SiteModels(registry, models_dir)
 
     async def read(request: Request) -> Response:
@@ -191,6 +203,7 @@ def build_api_app(registry: ProfileRegistry, models_dir: Path,
             Route("/healthz", healthz),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        middleware=[Middleware(TrustedHosts, allowed_hosts=hosts)],
     )
     app.state.models = models
     return app
@@ -249,6 +262,11 @@ async def _multipart_image(request: Request, max_bytes: int) -> bytes:
     try:
         async with request.form(max_files=1, max_fields=16, max_part_size=max_bytes) as form:
             field = form.get(IMAGE_FIELD)
+            if isinstance(field, str):  # curl -F image=hello: a text field, not a file
+                raise BadRequestError(
+                    f"the multipart field {IMAGE_FIELD!r} came as text, not as a file: send the "
+                    f"file with curl -F {IMAGE_FIELD}=@captcha.png (the @ makes curl send the "
+                    "file's contents), or a form's <input type=file>")
             if not isinstance(field, UploadFile):
                 sent = ", ".join(repr(key) for key in form.keys()) or "no fields"
                 raise BadRequestError(f"the multipart body has no file field {IMAGE_FIELD!r} "

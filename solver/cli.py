@@ -22,6 +22,7 @@ from solver.errors import SolverError
 
 if TYPE_CHECKING:
     from solver.demo_site import SiteServer
+    from solver.solve import SolveResult
 
 logger = logging.getLogger("solver")
 
@@ -149,20 +150,21 @@ def cmd_browser_install(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------- dataset
 
 
-def _store(args: argparse.Namespace, profile=None):  # type: ignore[no-untyped-def]
+def _store(args: argparse.Namespace, profile=None, read_only: bool = False):  # type: ignore[no-untyped-def]
+    """The site's dataset; the verbs that only read open it ``read_only`` (it writes nothing)."""
     from solver.dataset import DatasetStore
     from solver.profiles import ProfileRegistry
 
     profile = profile or ProfileRegistry(args.profiles_dir).load(args.site)
     root = Path(args.data or Path("data") / profile.name)
     fmt = profile.format
-    return DatasetStore(root, fmt.charset, fmt.length, fmt.case_sensitive)
+    return DatasetStore(root, fmt.charset, fmt.length, fmt.case_sensitive, read_only=read_only)
 
 
 def cmd_dataset_stats(args: argparse.Namespace) -> int:
     from solver.dataset import PSEUDO_SOURCE, label_counts
 
-    store = _store(args)
+    store = _store(args, read_only=True)
     stats = store.stats()
     pseudo = sum(bool(e.label) and e.source == PSEUDO_SOURCE for e in store.entries())
     print(f"{store.root}: {stats['images']} images, {stats['labelled']} labelled "
@@ -170,7 +172,9 @@ def cmd_dataset_stats(args: argparse.Namespace) -> int:
           + (f", {pseudo} pseudo-labels that training leaves out without --pseudo-labels"
              if pseudo else "")
           + f"), {stats['unlabelled']} unlabelled"
-          + (f" ({stats['suggested']} with a model's suggestion)" if stats["suggested"] else ""))
+          + (f" ({stats['suggested']} with a model's suggestion)" if stats["suggested"] else "")
+          + (f"; {stats['missing']} of them missing from the folder (their rows are kept: "
+             "put the images back, or `solver dataset prune` drops them)" if stats["missing"] else ""))
     counts = label_counts(store.samples())
     if counts:
         print("characters: " + " ".join(f"{ch}:{n}" for ch, n in sorted(counts.items()))
@@ -179,15 +183,39 @@ def cmd_dataset_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset_import(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from solver.dataset import read_labelled_folder
+
     store = _store(args)
-    counts = store.import_folder(args.folder, source=args.source, verified=args.verified,
-                                 force=args.force)
+    total = len(read_labelled_folder(args.folder, contained=True))  # refuses a bad folder first
+    with tqdm(total=total, unit="img", desc="import", disable=args.quiet or None,
+              dynamic_ncols=True) as bar:
+        counts = store.import_folder(args.folder, source=args.source, verified=args.verified,
+                                     force=args.force, progress=bar.update)
     print(f"{store.root}: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
     return 1 if counts["refused"] or counts["conflicts"] else 0
 
 
-def cmd_dataset_export(args: argparse.Namespace) -> int:
+def cmd_dataset_prune(args: argparse.Namespace) -> int:
     store = _store(args)
+    missing = store.missing()
+    if not missing:
+        print(f"{store.root}: nothing to prune (every listed image is there)")
+        return 0
+    labelled = sum(bool(e.label) for e in missing)
+    if not args.yes:
+        print(f"{store.root}: {len(missing)} rows would be dropped ({labelled} with a label); "
+              "run again with --yes to drop them for good", file=sys.stderr)
+        return 1
+    dropped = store.prune()
+    print(f"{store.root}: dropped {len(dropped)} rows whose images are missing "
+          f"({labelled} labels with them)")
+    return 0
+
+
+def cmd_dataset_export(args: argparse.Namespace) -> int:
+    store = _store(args, read_only=True)
     count = store.export(args.out, layout=args.layout, verified_only=args.verified_only)
     print(f"{count} labelled images written to {args.out} ({args.layout} layout)")
     return 0
@@ -196,7 +224,7 @@ def cmd_dataset_export(args: argparse.Namespace) -> int:
 def cmd_dataset_split(args: argparse.Namespace) -> int:
     from solver.dataset import read_labelled_folder, write_split
 
-    store = _store(args)
+    store = _store(args, read_only=True)
     train, test = write_split(store.samples(args.verified_only), args.out, args.test, args.seed)
     print(f"train: {train} ({len(read_labelled_folder(train))} images); "
           f"test: {test} ({len(read_labelled_folder(test))} images); seed {args.seed}")
@@ -284,7 +312,7 @@ def cmd_dataset_suggest(args: argparse.Namespace) -> int:
     profile = ProfileRegistry(args.profiles_dir).load(args.site)
     reader = _open_reader(args, profile)  # first: a missing reader changes nothing
     store = _store(args, profile)
-    entries = [e for e in store.entries() if args.all or (e.needs_label and not e.suggestion)]
+    entries = [e for e in store.present() if args.all or (e.needs_label and not e.suggestion)]
     if args.limit is not None:
         entries = entries[:args.limit]
     if not entries:
@@ -334,7 +362,7 @@ def cmd_dataset_pseudo_label(args: argparse.Namespace) -> int:
     profile = ProfileRegistry(args.profiles_dir).load(args.site)
     reader = _open_reader(args, profile)  # first: a missing reader changes nothing
     store = _store(args, profile)
-    entries = [e for e in store.entries() if e.needs_label]
+    entries = [e for e in store.present() if e.needs_label]
     if args.limit is not None:
         entries = entries[:args.limit]
     tally, labelled, below, started = _ReadTally(), 0, 0, time.perf_counter()
@@ -384,7 +412,8 @@ def cmd_label(args: argparse.Namespace) -> int:
     # no model yet is normal for a site's first labels: the page then has no pre-fill
     has_model = bool(args.model) or (model_dir / "metadata.json").is_file()
     recognizer = Recognizer(model_dir, profile) if has_model else None
-    app = build_label_app(store, profile, recognizer)  # reads the images without a suggestion
+    app = build_label_app(store, profile, recognizer,  # reads the images without a suggestion
+                          host=args.host, allowed_hosts=args.allow_host or ())
     server = SiteServer(app, host=args.host, port=args.port, access_log=args.verbose)
     stats = store.stats()
     print(f"{store.root}: {stats['images']} images, {stats['labelled']} labelled, "
@@ -446,6 +475,39 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
+    """Open the page, solve, print each attempt (or JSON); 0 solved, 1 not, 2 a usage error.
+
+    Under ``--json`` a failure (the site does not answer, no captcha on the
+    page, ...) is JSON too: the shape of an outcome, ``success`` false, with
+    ``error``; the error also goes to stderr.
+    """
+    from solver.solve import SolveResult
+
+    facts: dict[str, object] = {"site": args.site, "url": args.url, "load_ms": None}
+    try:
+        result = _solve_on_page(args, facts)
+    except SolverError as error:
+        if not args.json or args.debug:
+            raise
+        print(json.dumps({**facts, **SolveResult(False, "", 0.0, []).to_json(),
+                          "error": str(error)}, indent=2))
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    if args.json:
+        print(json.dumps({**facts, **result.to_json()}, indent=2))
+    else:
+        for number, attempt in enumerate(result.attempts, 1):
+            detail = f" ({attempt.reason})" if attempt.reason else ""
+            print(f"attempt {number}: read {attempt.text!r} (confidence {attempt.confidence:.3f}): "
+                  f"{attempt.outcome}{detail}")
+        stages = ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in result.ms.items())
+        print(("solved" if result.success else "NOT solved") + f" in {len(result.attempts)} "
+              f"attempt(s); page load {facts['load_ms']:.0f} ms; {stages}")
+    return 0 if result.success else 1
+
+
+def _solve_on_page(args: argparse.Namespace, facts: dict[str, object]) -> SolveResult:
+    """The SolveResult of `solver solve`; ``facts`` gets site, url and load_ms as they are known."""
     import time
 
     from playwright.sync_api import sync_playwright
@@ -458,6 +520,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     profile = ProfileRegistry(args.profiles_dir).load(args.site)
     if args.url:
         profile = profile.with_url(args.url)
+    facts.update(site=profile.name, url=profile.url)
     model_dir = Path(args.model) if args.model else _models_dir(args) / profile.name
     solver = Solver(profile, model_dir, attempts=args.attempts, timeout_ms=args.timeout * 1000)
     with sync_playwright() as playwright:
@@ -466,23 +529,11 @@ def cmd_solve(args: argparse.Namespace) -> int:
         try:
             page = browser.new_page()
             started = time.perf_counter()
-            solver.open(page)
-            load_ms = (time.perf_counter() - started) * 1000
-            result = solver.solve(page)
+            solver.open(page)  # a site that does not answer: SiteError (solver.page.navigation_error)
+            facts["load_ms"] = round((time.perf_counter() - started) * 1000, 1)
+            return solver.solve(page)
         finally:
             browser.close()
-    if args.json:
-        print(json.dumps({"site": profile.name, "url": profile.url, "load_ms": round(load_ms, 1),
-                          **result.to_json()}, indent=2))
-    else:
-        for number, attempt in enumerate(result.attempts, 1):
-            detail = f" ({attempt.reason})" if attempt.reason else ""
-            print(f"attempt {number}: read {attempt.text!r} (confidence {attempt.confidence:.3f}): "
-                  f"{attempt.outcome}{detail}")
-        stages = ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in result.ms.items())
-        print(("solved" if result.success else "NOT solved") + f" in {len(result.attempts)} "
-              f"attempt(s); page load {load_ms:.0f} ms; {stages}")
-    return 0 if result.success else 1
 
 
 # --------------------------------------------------------------------- models
@@ -509,6 +560,17 @@ def _count(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    """A TCP port to listen on: 0-65535, where 0 lets the system pick a free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port (use 0-65535; 0 picks a free one)")
+    return value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if args.debug else "3")
     from solver.profiles import ProfileRegistry
@@ -532,21 +594,38 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from solver.imaging import read_image
+    """Read each file and print its reading as soon as it is read.
+
+    A file that cannot be read is named on stderr with why, and the others are
+    still read; the exit status is then 1. Under ``--json`` it is a record
+    ``{"file", "error"}`` in the same list (one file: one object, as on success).
+    """
+    from solver.imaging import ImageError, read_image
 
     _, recognizer = _site_model(args)
-    results = []
+    results: list[dict[str, object]] = []
+    failed = 0
     for path in args.files:
-        reading = recognizer.read(read_image(path))
-        results.append({"file": path, "text": reading.text,
-                        "confidence": round(reading.confidence, 4),
-                        "ms": round(reading.milliseconds, 3)})
+        try:
+            # read_image takes only a regular file, at most the limit for one captcha
+            reading = recognizer.read(read_image(path))
+        except ImageError as error:
+            failed += 1
+            message = str(error) if str(error).startswith(path) else f"{path}: {error}"
+            print(f"error: {message}", file=sys.stderr, flush=True)
+            results.append({"file": path, "error": message})
+            continue
+        row = {"file": path, "text": reading.text, "confidence": round(reading.confidence, 4),
+               "ms": round(reading.milliseconds, 3)}
+        results.append(row)
+        if not args.json:
+            print(f"{path}\t{reading.text}\t{row['confidence']:.4f}", flush=True)
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
-    else:
-        for row in results:
-            print(f"{row['file']}\t{row['text']}\t{row['confidence']:.4f}")
-    return 0
+    if failed and len(args.files) > 1:
+        print(f"error: {failed} of {len(args.files)} files could not be read (see above)",
+              file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -587,7 +666,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-bytes {args.max_bytes}: give a positive number of bytes")
     registry = ProfileRegistry(args.profiles_dir)
     models_dir = _models_dir(args)
-    app = build_api_app(registry, models_dir, max_bytes=args.max_bytes)
+    app = build_api_app(registry, models_dir, max_bytes=args.max_bytes, host=args.host,
+                        allowed_hosts=args.allow_host or ())
     server = SiteServer(app, host=args.host, port=args.port, access_log=args.verbose)
     names = registry.names()
     trained = [name for name in names if (models_dir / name / "metadata.json").is_file()]
@@ -777,7 +857,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = site_verbs.add_parser("serve", help="serve the site (every style; --style is the home page)")
     serve.add_argument("--style", default="example", help="style shown at / (default: example)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free port)")
+    serve.add_argument("--port", type=_port, default=8765, help="port (default: 8765; 0: any free port)")
     serve.add_argument("--seed", type=int, help="make the sequence of answers reproducible")
     serve.set_defaults(func=cmd_site_serve)
     styles = site_verbs.add_parser("styles", help="list the site's styles")
@@ -893,7 +973,14 @@ def build_parser() -> argparse.ArgumentParser:
     imports.add_argument("--source", default="import", help="recorded as the labels' source")
     imports.add_argument("--verified", action="store_true", help="mark the labels as verified")
     imports.add_argument("--force", action="store_true", help="replace labels that differ")
+    imports.add_argument("--quiet", action="store_true", help="no progress bar")
     imports.set_defaults(func=cmd_dataset_import)
+    prune = dataset_verbs.add_parser(
+        "prune", parents=[site_data],
+        help="drop the rows whose image is missing from the folder (their labels go with them)")
+    prune.add_argument("--yes", action="store_true",
+                       help="drop them (without it, only says how many would go)")
+    prune.set_defaults(func=cmd_dataset_prune)
     export = dataset_verbs.add_parser("export", parents=[site_data],
                                       help="write the labelled images to a folder")
     export.add_argument("out", metavar="OUT")
@@ -938,7 +1025,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a local web page to label a dataset's images by hand (Enter saves, Esc skips, "
              "Ctrl+Z undoes)")
     label.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    label.add_argument("--port", type=int, default=8766, help="port (default: 8766; 0: any free port)")
+    label.add_argument("--allow-host", action="append", metavar="NAME",
+                       help="also answer requests for this host name (repeatable; *.example.com "
+                       "for a domain); only 127.0.0.1, localhost, [::1] and --host are answered "
+                       "otherwise, which keeps other sites' pages out (DNS rebinding)")
+    label.add_argument("--port", type=_port, default=8766, help="port (default: 8766; 0: any free port)")
     label.set_defaults(func=cmd_label)
 
     solving = verbs.add_parser(
@@ -998,7 +1089,11 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", parents=[profiles_dir, models_dir],
         help="HTTP API: POST /v1/sites/NAME/read with an image answers its text (JSON)")
     api.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    api.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0: any free port)")
+    api.add_argument("--allow-host", action="append", metavar="NAME",
+                     help="also answer requests for this host name (repeatable; *.example.com "
+                     "for a domain); only 127.0.0.1, localhost, [::1] and --host are answered "
+                     "otherwise, which keeps other sites' pages out (DNS rebinding)")
+    api.add_argument("--port", type=_port, default=8080, help="port (default: 8080; 0: any free port)")
     api.add_argument("--max-bytes", type=int, default=2 * 1024 * 1024, metavar="N",
                      help="largest request body; larger ones get 413 (default: 2 MiB)")
     api.set_defaults(func=cmd_serve)
@@ -1040,7 +1135,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = verbs.add_parser("demo", parents=[profiles_dir, models_dir],
                             help="run the local site and drive it in a real browser")
     demo.add_argument("--style", default="example", help="site style to open (default: example)")
-    demo.add_argument("--port", type=int, default=0, help="site port (default: any free port)")
+    demo.add_argument("--port", type=_port, default=0, help="site port (default: any free port)")
     demo.add_argument("--seed", type=int, help="reproducible answers")
     demo.add_argument("--headed", action="store_true", help="show the browser window")
     demo.add_argument("--solves", type=int, default=20,

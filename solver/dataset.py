@@ -25,11 +25,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import io
 import logging
+import math
 import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 MANIFEST = "labels.csv"
+#: a dataset's append-only log of the changes made since labels.csv was last rewritten
+JOURNAL = "labels.journal"
 #: the ``source`` of a label that a model guessed with high confidence (self-training)
 PSEUDO_SOURCE = "pseudo"
 
@@ -56,48 +60,121 @@ class Sample:
     pseudo: bool = False  # a model's guess (source pseudo), not a label a person or the site gave
 
 
-def read_labelled_folder(folder: str | os.PathLike[str], pseudo_labels: bool = False) -> list[Sample]:
+def read_labelled_folder(folder: str | os.PathLike[str], pseudo_labels: bool = False,
+                         contained: bool = False) -> list[Sample]:
     """Every labelled image of a folder, in a stable order (see the module's doc).
 
     Pseudo-labels (rows with source ``pseudo``) are read only with ``pseudo_labels``.
+    With ``contained`` (imports of a folder from elsewhere), a ``labels.csv`` may
+    name only images inside the folder: absolute paths and ``..`` that leave it
+    are refused before any file is opened. Split lists written by the project
+    point at images elsewhere with ``../`` and are read without ``contained``.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"{folder}: no such folder (give a folder of labelled captchas)")
     manifest = folder / MANIFEST
     if manifest.is_file():
-        samples = _read_manifest(folder, manifest)
+        if (folder / JOURNAL).is_file():  # a project dataset interrupted mid-run: read it whole
+            samples = DatasetStore(folder, read_only=True).samples(pseudo_labels=True)
+        else:
+            samples = _read_manifest(folder, manifest, contained)
         return samples if pseudo_labels else [s for s in samples if not s.pseudo]
     samples = [Sample(path, path.stem) for path in sorted(folder.iterdir())
                if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()]
+    if contained:
+        _refuse_outside(folder, manifest, [(0, s.path.name, s.path) for s in samples])
     if not samples:
         raise DatasetError(f"{folder}: no {MANIFEST} and no images (put the images there, named "
                            f"by their label like 2b827.png, or add a {MANIFEST} with file,label)")
     return samples
 
 
-def _read_manifest(folder: Path, manifest: Path) -> list[Sample]:
-    with manifest.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        if "file" not in columns or "label" not in columns:
-            raise DatasetError(f"{manifest}: the header is {','.join(columns) or '(empty)'} "
-                               "(it must name the columns file and label, e.g. file,label)")
-        samples, missing = [], []
-        for row in reader:
-            if not row["file"]:
-                continue
-            path = folder / row["file"]
-            if not path.is_file():
-                missing.append(row["file"])
-                continue
-            samples.append(Sample(path, row["label"] or "",
-                                  pseudo=(row.get("source") or "") == PSEUDO_SOURCE))
+def _read_manifest(folder: Path, manifest: Path, contained: bool = False) -> list[Sample]:
+    columns, rows = read_csv_rows(manifest)
+    if "file" not in columns or "label" not in columns:
+        raise DatasetError(f"{manifest}: its first line names the columns "
+                           f"{_short(','.join(columns)) if columns else '(none)'}; a manifest's "
+                           "first line must name at least file and label (e.g. file,label)")
+    rows = [(line, row) for line, row in rows if row["file"]]
+    if contained:
+        _refuse_outside(folder, manifest, [(line, row["file"], folder / row["file"])
+                                           for line, row in rows])
+    samples, missing = [], []
+    for _, row in rows:
+        path = folder / row["file"]
+        if not path.is_file():
+            missing.append(row["file"])
+            continue
+        samples.append(Sample(path, row["label"], pseudo=row.get("source", "") == PSEUDO_SOURCE))
     if missing:
-        shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+        shown = ", ".join(_short(name) for name in missing[:3]) + (" ..." if len(missing) > 3 else "")
         raise DatasetError(f"{manifest}: {len(missing)} listed files are missing ({shown}); "
-                           "restore them or remove their rows")
+                           "restore them or remove their rows (in a dataset of the project's, "
+                           "`solver dataset prune` removes them)")
     return samples
+
+
+def _refuse_outside(folder: Path, manifest: Path, listed: list[tuple[int, str, Path]]) -> None:
+    """Refuse, before anything is read, listed files that are not inside ``folder``."""
+    inside = folder.resolve()
+    outside = []
+    for line, file, path in listed:
+        if Path(file).is_absolute() or not path.resolve().is_relative_to(inside):
+            outside.append((line, file))
+    if outside:
+        shown = "; ".join((f"line {line}: " if line else "") + _short(file, 200)
+                          for line, file in outside[:3]) + (" ..." if len(outside) > 3 else "")
+        source = manifest if manifest.is_file() else folder
+        raise DatasetError(
+            f"{source}: {len(outside)} listed images are outside {folder} ({shown}); an import "
+            "reads only images inside the folder it is given: copy the images into it, or "
+            "import the folder that holds them. Nothing was imported.")
+
+
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+
+
+def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and the ``(line number, row)`` pairs of a CSV file, read strictly.
+
+    A byte-order mark (spreadsheets write one) is skipped, the column names are
+    stripped, missing cells read as ``""``, and a file that is not UTF-8 text or
+    not CSV is refused naming its line.
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise DatasetError(f"{path}: {size} bytes is larger than the {MAX_MANIFEST_BYTES} "
+                               "a manifest may have (is this really a labels file?)")
+        data = path.read_bytes()
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot be read ({error.strerror})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DatasetError(f"{path}: line {line} is not UTF-8 text (byte 0x{data[error.start]:02x}); "
+                           "save the file as UTF-8 (a spreadsheet's \"CSV UTF-8\")") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [name.strip() for name in next(reader, [])]
+        rows = []
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue  # blank lines, which spreadsheets leave at the end
+            padded = cells + [""] * (len(header) - len(cells))
+            rows.append((reader.line_num, dict(zip(header, padded))))
+    except csv.Error as error:
+        raise DatasetError(f"{path}: line {reader.line_num} is not valid CSV ({error}); "
+                           "fix or remove that line") from None
+    return header, rows
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """A bounded repr for messages: a file's content never floods an error."""
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def read_corrections(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -213,70 +290,150 @@ class Added:
     new: bool  # False: the same image was already there
 
 
-class DatasetStore:
-    """A dataset folder: images named by content hash, and ``labels.csv``.
+@dataclass
+class Recovery:
+    """What opening a dataset found of an earlier run that did not finish."""
 
-    Every change writes the image first, then rewrites the manifest atomically
-    (write a temporary file, then rename), so an interruption at any moment
-    loses nothing: an image on disk that the manifest does not list yet is
-    picked up, unlabelled, the next time the store opens. The same image is
-    stored once. A label never replaces a different one without ``force``.
+    journal_changes: int = 0  # label changes replayed from labels.journal
+    stray: list[str] = field(default_factory=list)  # images stored without their row
+    missing: list[str] = field(default_factory=list)  # rows whose image is not on disk
+
+    def lines(self, root: Path, read_only: bool) -> list[str]:
+        out = []
+        kept = ("they stay there until a command that writes the dataset folds them in"
+                if read_only else "labels.csv now holds them")
+        if self.journal_changes:
+            out.append(f"{root}: the last run stopped before it saved {MANIFEST}; "
+                       f"{self.journal_changes} label changes were recovered from {JOURNAL} "
+                       f"(nothing was lost; {kept})")
+        if self.stray:
+            out.append(f"{root}: {len(self.stray)} images were stored just before an interruption, "
+                       "before their row was written; they are kept unlabelled (source "
+                       "'recovered'). Run the import or collection that stored them again (it "
+                       "finds them there and restores their labels), or label them with "
+                       "`solver label`")
+        if self.missing:
+            shown = ", ".join(self.missing[:3]) + (" ..." if len(self.missing) > 3 else "")
+            out.append(f"{root}: {len(self.missing)} images listed in {MANIFEST} are missing "
+                       f"({shown}); their rows and labels are kept, and left out of training, "
+                       "labelling and exports until the images are back. Put them back (a "
+                       "disk not mounted? another folder?), or drop their rows for good with "
+                       "`solver dataset prune`")
+        return out
+
+
+class DatasetStore:
+    """A dataset folder: images named by content hash, ``labels.csv``, and a journal.
+
+    Every change writes the image first, then its row. Outside :meth:`batch`
+    the manifest is rewritten atomically (a temporary file, then a rename) at
+    each change; inside one, each change is appended to ``labels.journal`` and
+    synced to disk before the call returns, and the manifest is rewritten at
+    most every ``flush_seconds`` and at the end, when the journal is emptied.
+    So a ``kill -9`` at any moment loses no label: the next open replays the
+    journal, keeps an image whose row was never written (unlabelled, source
+    ``recovered``) and says what it recovered. The same image is stored once.
+    A label never replaces a different one without ``force``.
+
+    Rows whose image is missing (a disk not mounted, a wrong folder) are kept
+    and reported, never dropped on their own: :meth:`prune` drops them. Opened
+    with ``read_only=True`` the store writes nothing at all, not even what it
+    recovered (the verbs that only read, such as ``solver dataset stats``).
 
         store = DatasetStore("data/example")
         store.add(png_bytes, label="7K2Q", source="site", verified=True)
     """
 
     def __init__(self, root: str | os.PathLike[str], charset: str | None = None,
-                 length: tuple[int, int] | None = None, case_sensitive: bool = True) -> None:
+                 length: tuple[int, int] | None = None, case_sensitive: bool = True,
+                 read_only: bool = False) -> None:
         import threading
 
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        if read_only:
+            if not self.root.is_dir():
+                raise DatasetError(f"{self.root}: no dataset there yet (`solver collect` or "
+                                   "`solver dataset import` makes one; --data names another folder)")
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
         self.manifest = self.root / MANIFEST
+        self.journal = self.root / JOURNAL
         self._format = (charset, length, case_sensitive)
         self._lock = threading.RLock()
         self._entries: dict[str, Entry] = {}
+        self._missing: set[str] = set()
         self._batching = 0
+        self._flush_every = 1.0
         self._dirty = False
         self._flushed_at = 0.0
+        self._journal_handle: io.BufferedWriter | None = None
+        self.recovery = Recovery()
         self._load()
 
     # -- reading
 
     def _load(self) -> None:
-        for leftover in self.root.glob(".*.tmp"):  # from a write interrupted before its rename
-            leftover.unlink(missing_ok=True)
+        if not self.read_only:
+            for leftover in self.root.glob(".*.tmp"):  # from a write interrupted before its rename
+                leftover.unlink(missing_ok=True)
         if self.manifest.is_file():
-            with self.manifest.open(newline="", encoding="utf-8") as handle:
-                reader = csv.DictReader(handle)
-                if reader.fieldnames is None or "file" not in reader.fieldnames:
-                    raise DatasetError(f"{self.manifest}: not a dataset manifest (its header must "
-                                       f"be {','.join(MANIFEST_COLUMNS)}); move it away")
-                for row in reader:
-                    confidence = row.get("confidence") or ""
-                    self._entries[row["file"]] = Entry(
-                        file=row["file"], label=row.get("label") or "",
-                        source=row.get("source") or "",
-                        verified=(row.get("verified") or "").lower() == "true",
-                        when=row.get("when") or "", suggestion=row.get("suggestion") or "",
-                        confidence=float(confidence) if confidence else None)
+            columns, rows = read_csv_rows(self.manifest)
+            if "file" not in columns:
+                raise DatasetError(f"{self.manifest}: not a dataset manifest (its first line must "
+                                   f"be {','.join(MANIFEST_COLUMNS)}); move it away")
+            for line, row in rows:
+                entry = _entry_of(row, self.manifest, line)
+                if entry is not None:
+                    self._entries[entry.file] = entry
+        if self.journal.is_file():
+            self.recovery.journal_changes = self._replay_journal()
         listed = set(self._entries)
-        stray = [path.name for path in sorted(self.root.iterdir())
-                 if path.suffix.lower() in IMAGE_SUFFIXES and path.name not in listed]
-        for name in stray:  # written just before an interruption: keep it, unlabelled
+        self.recovery.stray = [path.name for path in sorted(self.root.iterdir())
+                               if path.suffix.lower() in IMAGE_SUFFIXES and path.name not in listed
+                               and path.is_file()]
+        for name in self.recovery.stray:  # written just before an interruption: keep it, unlabelled
             self._entries[name] = Entry(file=name, source="recovered", when=_now())
-        gone = [name for name in listed if not (self.root / name).is_file()]
-        if gone:
-            logger.warning("%s: %d images listed in %s are missing; dropping their rows",
-                           self.root, len(gone), MANIFEST)
-            for name in gone:
-                del self._entries[name]
-        if stray or gone:
-            self._write_manifest()
+        self._missing = {name for name in self._entries if not (self.root / name).is_file()}
+        self.recovery.missing = sorted(self._missing)
+        for line in self.recovery.lines(self.root, self.read_only):
+            logger.warning("%s", line)
+        if not self.read_only and (self.recovery.journal_changes or self.recovery.stray):
+            self._compact()
+
+    def _replay_journal(self) -> int:
+        data = self.journal.read_bytes()
+        complete = data[:data.rfind(b"\n") + 1]  # a line cut short by a kill was never confirmed
+        try:
+            text = complete.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DatasetError(f"{self.journal}: damaged (not UTF-8 text); move it away to open "
+                               "the dataset without the changes it holds") from None
+        changes = 0
+        for line, cells in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+            if len(cells) != len(MANIFEST_COLUMNS):
+                raise DatasetError(f"{self.journal}: line {line} is damaged; move the file away "
+                                   "to open the dataset without the changes it holds")
+            entry = _entry_of(dict(zip(MANIFEST_COLUMNS, cells)), self.journal, line)
+            if entry is not None:
+                self._entries[entry.file] = entry
+                changes += 1
+        return changes
 
     def entries(self) -> list[Entry]:
+        """Every row, those whose image is missing included (see :meth:`missing`)."""
         with self._lock:
             return list(self._entries.values())
+
+    def present(self) -> list[Entry]:
+        """The rows whose image is on disk."""
+        with self._lock:
+            return [e for e in self._entries.values() if e.file not in self._missing]
+
+    def missing(self) -> list[Entry]:
+        """The rows whose image is not on disk: kept until the images are back or :meth:`prune`."""
+        with self._lock:
+            return [e for e in self._entries.values() if e.file in self._missing]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -285,9 +442,9 @@ class DatasetStore:
         return self._entries.get(file)
 
     def samples(self, verified_only: bool = False, pseudo_labels: bool = False) -> list[Sample]:
-        """The labelled images, as training samples; pseudo-labels only with ``pseudo_labels``."""
+        """The labelled images on disk, as training samples; pseudo-labels only with ``pseudo_labels``."""
         return [Sample(self.root / e.file, e.label, pseudo=e.source == PSEUDO_SOURCE)
-                for e in self.entries()
+                for e in self.present()
                 if e.label and (e.verified or not verified_only)
                 and (pseudo_labels or e.source != PSEUDO_SOURCE)]
 
@@ -297,7 +454,8 @@ class DatasetStore:
                 "labelled": sum(bool(e.label) for e in entries),
                 "verified": sum(e.verified for e in entries),
                 "unlabelled": sum(not e.label for e in entries),
-                "suggested": sum(bool(e.suggestion) and not e.label for e in entries)}
+                "suggested": sum(bool(e.suggestion) and not e.label for e in entries),
+                "missing": len(self._missing)}
 
     def queue(self) -> list[Entry]:
         """The images still to label, least confident first.
@@ -305,7 +463,7 @@ class DatasetStore:
         Images with no suggestion at all come first, then suggestions by rising
         confidence; ties keep the order of collection.
         """
-        waiting = [e for e in self.entries() if e.needs_label]
+        waiting = [e for e in self.present() if e.needs_label]
         return sorted(waiting, key=lambda e: (bool(e.suggestion),
                                               e.confidence if e.confidence is not None else -1.0))
 
@@ -314,23 +472,30 @@ class DatasetStore:
     def add(self, data: bytes, label: str | None = None, source: str = "collect",
             verified: bool = False, force: bool = False, suggestion: str | None = None,
             confidence: float | None = None) -> Added:
-        """Store an image (once) and, if given, its label or a model's suggestion for it."""
+        """Store an image (once) and, if given, its label or a model's suggestion for it.
+
+        When it returns, the image and its row are on disk (synced), whichever
+        way the process ends next.
+        """
         import hashlib
 
         from solver.imaging import decode_image
 
+        self._refuse_if_read_only()
         decode_image(data, source="image")  # refuse what is not a usable image, before storing
         name = hashlib.sha256(data).hexdigest()[:24] + _suffix_of(data)
         if label is not None:
             label = self._checked(label, name)  # a refused label stores nothing
         with self._lock:
             existing = self._entries.get(name)
-            if existing is None:
+            if existing is None or name in self._missing:
                 _write_atomically(self.root / name, data)
+                self._missing.discard(name)
+            if existing is None:
                 entry = Entry(file=name, source=source, when=_now())
                 self._entries[name] = entry
                 if label is None and suggestion is None:
-                    self._write_manifest()
+                    self._changed(entry)
                     return Added(entry, new=True)
             if label is None:
                 if suggestion is not None:
@@ -348,6 +513,7 @@ class DatasetStore:
         pseudo-label replaces a different label only with ``force``, and never
         changes the source of an equal one.
         """
+        self._refuse_if_read_only()
         label = self._checked(label, file)
         with self._lock:
             entry = self._entries.get(file)
@@ -366,11 +532,12 @@ class DatasetStore:
                 entry, label=label, source=source,
                 verified=verified or (entry.verified and entry.label == label), when=_now())
             self._entries[file] = updated
-            self._write_manifest()
+            self._changed(updated)
             return updated
 
     def suggest(self, file: str, text: str, confidence: float | None = None) -> Entry:
         """Keep a model's reading beside an image, as a suggestion; labels stay as they are."""
+        self._refuse_if_read_only()
         with self._lock:
             entry = self._entries.get(file)
             if entry is None:
@@ -378,17 +545,28 @@ class DatasetStore:
             updated = dataclasses.replace(entry, suggestion=text,
                                           confidence=None if confidence is None else round(float(confidence), 4))
             self._entries[file] = updated
-            self._write_manifest()
+            self._changed(updated)
             return updated
 
     def restore(self, previous: Entry) -> Entry:
         """Put back an entry exactly as it was (an undo), e.g. after a label typed by mistake."""
+        self._refuse_if_read_only()
         with self._lock:
             if previous.file not in self._entries:
                 raise DatasetError(f"{self.root}: no image {previous.file!r} in this dataset")
             self._entries[previous.file] = previous
-            self._write_manifest()
+            self._changed(previous)
             return previous
+
+    def prune(self) -> list[Entry]:
+        """Drop the rows whose image is missing, for good; returns what was dropped."""
+        self._refuse_if_read_only()
+        with self._lock:
+            dropped = [self._entries.pop(name) for name in sorted(self._missing)]
+            self._missing.clear()
+            if dropped:
+                self._compact()
+            return dropped
 
     def _checked(self, label: str, file: str) -> str:
         charset, length, case_sensitive = self._format
@@ -402,13 +580,15 @@ class DatasetStore:
                                f"{low}..{high} characters of {charset!r})")
         return report.kept[0].label
 
+    def _refuse_if_read_only(self) -> None:
+        if self.read_only:
+            raise DatasetError(f"{self.root}: opened read-only; nothing was changed")
+
     @contextlib.contextmanager
     def batch(self, flush_seconds: float = 1.0) -> Iterator[DatasetStore]:
-        """Many changes with the manifest rewritten at most every ``flush_seconds`` and at the end.
-
-        Images are still written before their rows; an interruption loses at most
-        the last ``flush_seconds`` of labels, and repeating an import restores them.
-        """
+        """Many changes, each journalled, with the manifest rewritten at most every
+        ``flush_seconds`` and at the end (see the class's doc: nothing is lost to a kill)."""
+        self._refuse_if_read_only()
         with self._lock:
             self._batching += 1
             self._flush_every = flush_seconds
@@ -418,53 +598,82 @@ class DatasetStore:
             with self._lock:
                 self._batching -= 1
                 if not self._batching and self._dirty:
-                    self._write_manifest()
+                    self._compact()
 
-    def _write_manifest(self) -> None:
-        if self._batching and time.monotonic() - self._flushed_at < self._flush_every:
-            self._dirty = True
+    def _changed(self, entry: Entry) -> None:
+        if not self._batching:
+            self._compact()
             return
+        self._append_to_journal(entry)
+        self._dirty = True
+        if time.monotonic() - self._flushed_at >= self._flush_every:
+            self._compact()
+
+    def _append_to_journal(self, entry: Entry) -> None:
+        if self._journal_handle is None:
+            self._journal_handle = open(self.journal, "ab")  # noqa: SIM115 (closed by _compact)
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(_row_of(entry))
+        self._journal_handle.write(buffer.getvalue().encode("utf-8"))
+        self._journal_handle.flush()
+        os.fsync(self._journal_handle.fileno())
+
+    def _compact(self) -> None:
+        """Rewrite the manifest atomically, then empty the journal it now holds."""
         self._dirty = False
         self._flushed_at = time.monotonic()
-        self._rewrite_manifest()
-
-    def _rewrite_manifest(self) -> None:
-        import io
-
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(MANIFEST_COLUMNS)
         for entry in self._entries.values():
-            writer.writerow([entry.file, entry.label, entry.source,
-                             "true" if entry.verified else "false", entry.when, entry.suggestion,
-                             "" if entry.confidence is None else f"{entry.confidence:.4f}"])
+            writer.writerow(_row_of(entry))
         _write_atomically(self.manifest, buffer.getvalue().encode("utf-8"))
+        if self._journal_handle is not None:
+            self._journal_handle.close()
+            self._journal_handle = None
+        self.journal.unlink(missing_ok=True)  # a kill just before this replays rows equal to the manifest
 
     # -- chores
 
     def import_folder(self, folder: str | os.PathLike[str], source: str = "import",
-                      verified: bool = False, force: bool = False) -> dict[str, int]:
-        """Copy a labelled folder (labels.csv or label-in-file-name) into this dataset."""
+                      verified: bool = False, force: bool = False,
+                      progress: Callable[[int], None] | None = None) -> dict[str, int]:
+        """Copy a labelled folder (labels.csv or label-in-file-name) into this dataset.
+
+        Only images inside ``folder`` are read (see :func:`read_labelled_folder`'s
+        ``contained``). Each label is on disk before the next image is read.
+        """
         counts = {"added": 0, "duplicates": 0, "conflicts": 0, "refused": 0}
+        samples = read_labelled_folder(folder, contained=True)
         with self.batch():
-            self._import(read_labelled_folder(folder), counts, source, verified, force)
+            self._import(samples, counts, source, verified, force, progress)
         return counts
 
     def _import(self, samples: list[Sample], counts: dict[str, int], source: str,
-                verified: bool, force: bool) -> None:
+                verified: bool, force: bool, progress: Callable[[int], None] | None) -> None:
+        from solver.imaging import MAX_IMAGE_BYTES
+
         for sample in samples:
             try:
+                size = sample.path.stat().st_size
+                if size > MAX_IMAGE_BYTES:
+                    raise DatasetError(f"{size} bytes is more than the {MAX_IMAGE_BYTES} allowed "
+                                       "for one captcha")
                 added = self.add(sample.path.read_bytes(), sample.label or None, source=source,
                                  verified=verified, force=force)
             except LabelConflictError as error:
                 counts["conflicts"] += 1
                 logger.warning("%s", error)
-                continue
+            except OSError as error:
+                counts["refused"] += 1
+                logger.warning("%s: cannot be read (%s)", sample.path, error.strerror)
             except SolverError as error:
                 counts["refused"] += 1
                 logger.warning("%s: %s", sample.path, error)
-                continue
-            counts["added" if added.new else "duplicates"] += 1
+            else:
+                counts["added" if added.new else "duplicates"] += 1
+            if progress:
+                progress(1)
 
     def export(self, folder: str | os.PathLike[str], layout: str = "csv",
                verified_only: bool = False) -> int:
@@ -481,14 +690,53 @@ class DatasetStore:
                 name = sample.label if seen[sample.label] == 1 else f"{sample.label}_{seen[sample.label]}"
                 shutil.copyfile(sample.path, target / (name + sample.path.suffix))
         elif layout == "csv":
-            rows = ["file,label"]
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(("file", "label"))
             for sample in samples:
                 shutil.copyfile(sample.path, target / sample.path.name)
-                rows.append(f"{sample.path.name},{sample.label}")
-            _write_atomically(target / MANIFEST, ("\n".join(rows) + "\n").encode())
+                writer.writerow((sample.path.name, sample.label))
+            _write_atomically(target / MANIFEST, buffer.getvalue().encode("utf-8"))
         else:
             raise DatasetError(f"unknown layout {layout!r} (use csv or names)")
         return len(samples)
+
+
+def _row_of(entry: Entry) -> list[str]:
+    return [entry.file, entry.label, entry.source, "true" if entry.verified else "false",
+            entry.when, entry.suggestion,
+            "" if entry.confidence is None else f"{entry.confidence:.4f}"]
+
+
+_TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no", ""}
+
+
+def _entry_of(row: dict[str, str], source: Path, line: int) -> Entry | None:
+    """One manifest row as an entry (None for a row with no file), refusing bad cells by line and column."""
+    file = row.get("file", "").strip()
+    if not file:
+        return None
+    where = f"{source}: line {line}"
+    if file != Path(file).name or file in (".", ".."):
+        raise DatasetError(f"{where}, column file: {_short(file)!r} is not a file name in this "
+                           "folder (a dataset's manifest lists its own images by name); fix the row")
+    verified = (row.get("verified") or "").strip().lower()
+    if verified not in _TRUE | _FALSE:
+        raise DatasetError(f"{where}, column verified: {_short(verified)!r} is not true or false; "
+                           "fix the cell")
+    text = (row.get("confidence") or "").strip()
+    confidence = None
+    if text:
+        try:
+            confidence = float(text)
+        except ValueError:
+            confidence = math.nan
+        if not math.isfinite(confidence):
+            raise DatasetError(f"{where}, column confidence: {_short(text)!r} is not a number "
+                               "(a model's confidence from 0 to 1, or empty); fix or empty the cell")
+    return Entry(file=file, label=row.get("label") or "", source=row.get("source") or "",
+                 verified=verified in _TRUE, when=row.get("when") or "",
+                 suggestion=row.get("suggestion") or "", confidence=confidence)
 
 
 def split_samples(samples: list[Sample], test_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
@@ -520,15 +768,16 @@ def write_list(samples: list[Sample], folder: str | os.PathLike[str]) -> Path:
     where they are (relative paths, in the given order); nothing is copied."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    lines = ["file,label"] + [f"{os.path.relpath(s.path.resolve(), folder.resolve())},{s.label}"
-                              for s in samples]
-    _write_atomically(folder / MANIFEST, ("\n".join(lines) + "\n").encode())
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(("file", "label"))
+    for sample in samples:
+        writer.writerow((os.path.relpath(sample.path.resolve(), folder.resolve()), sample.label))
+    _write_atomically(folder / MANIFEST, buffer.getvalue().encode("utf-8"))
     return folder
 
 
 def _suffix_of(data: bytes) -> str:
-    import io
-
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as image:

@@ -11,8 +11,12 @@ label the profile refuses is answered with HTTP 422 and nothing is saved.
     with SiteServer(app, port=0) as server:
         print(server.url)
 
-Endpoints (POST bodies are JSON and must say ``Content-Type: application/json``,
-which a page of another site cannot send here without the browser asking first):
+Endpoints (POST bodies are JSON of at most ``MAX_BODY_BYTES`` and must say
+``Content-Type: application/json``, which a page of another site cannot send here
+without the browser asking first). Every request must name the server by a
+loopback ``Host``, its ``host`` or one of ``allowed_hosts`` (else 400: DNS
+rebinding), and a POST whose ``Origin`` is another site's is refused with 403
+(:mod:`solver.host_check`):
 
     GET  /                the page
     GET  /api/format      the profile's charset, lengths and case rule; the model
@@ -29,21 +33,24 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from solver.dataset import DatasetError, DatasetStore, Entry, LabelConflictError
 from solver.errors import SolverError
+from solver.host_check import SameOriginChanges, TrustedHosts, trusted_hosts
 
 if TYPE_CHECKING:
     from solver.profiles import SiteProfile
@@ -194,13 +201,20 @@ def _read_chunk(store: DatasetStore, recognizer: Recognizer,
 
 
 def build_label_app(store: DatasetStore, profile: SiteProfile,
-                    recognizer: Recognizer | None = None) -> Starlette:
+                    recognizer: Recognizer | None = None, *, host: str = "127.0.0.1",
+                    allowed_hosts: Iterable[str] = ()) -> Starlette:
     """The labelling page for ``store`` as an ASGI app (serve it with ``SiteServer``).
 
     With a ``recognizer``, the images still to label that have no suggestion
     are read first (:func:`suggest_missing`), so the page pre-fills its input
     and shows the least confident readings first.
+
+    Requests must name the server as 127.0.0.1, localhost, [::1], ``host`` (the
+    address it listens on) or one of ``allowed_hosts`` (``*.domain`` patterns
+    too); :func:`solver.host_check.trusted_hosts` raises ``UsageError`` for a
+    malformed one.
     """
+    hosts = trusted_hosts(host, allowed_hosts)  # checked before the images are read
     if recognizer is not None:
         suggest_missing(store, recognizer)
     session = LabelSession(store, profile)
@@ -248,16 +262,20 @@ def build_label_app(store: DatasetStore, profile: SiteProfile,
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return Response(path.read_bytes(), media_type=media_type, headers=IMMUTABLE)
 
-    return Starlette(routes=[
-        Route("/", index),
-        Route("/api/format", format_info),
-        Route("/api/next", next_item),
-        Route("/api/save", _json_action(save), methods=["POST"]),
-        Route("/api/skip", _json_action(skip), methods=["POST"]),
-        Route("/api/undo", _json_action(undo), methods=["POST"]),
-        Route("/api/unskip", _json_action(unskip), methods=["POST"]),
-        Route("/image/{file}", image),
-    ])
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/api/format", format_info),
+            Route("/api/next", next_item),
+            Route("/api/save", _json_action(save), methods=["POST"]),
+            Route("/api/skip", _json_action(skip), methods=["POST"]),
+            Route("/api/undo", _json_action(undo), methods=["POST"]),
+            Route("/api/unskip", _json_action(unskip), methods=["POST"]),
+            Route("/image/{file}", image),
+        ],
+        middleware=[Middleware(TrustedHosts, allowed_hosts=hosts),
+                    Middleware(SameOriginChanges, action="change labels")],
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -269,6 +287,9 @@ _STATUS_OF_ERROR: tuple[tuple[type[SolverError], int], ...] = (
     (NothingToUndoError, 409),
     (DatasetError, 422),  # refused by the profile's format, here or by the store
 )
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # half of a UTF-16 pair: valid JSON, not text
 
 
 class _BadRequest(SolverError):
@@ -284,15 +305,24 @@ def _json_action(action: Callable[[dict[str, Any]], dict[str, Any]]
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             return _error("send a JSON body with Content-Type: application/json", 415)
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _error(f"request body over {MAX_BODY_BYTES} bytes", 413)
+        body = await _capped_body(request, MAX_BODY_BYTES)
+        if body is None:
+            return _error(f"the request body is over {MAX_BODY_BYTES} bytes (the page sends a "
+                          "file name and a label: a few hundred bytes)", 413)
         try:
             data = json.loads(body or b"{}")
+        except RecursionError:  # json's decoder recurses once per [ or {
+            return _error("the request body is JSON nested too deeply (send one flat object, "
+                          "as the page does)", 400)
         except (UnicodeDecodeError, json.JSONDecodeError):
             return _error("the request body is not valid JSON", 400)
         if not isinstance(data, dict):
             return _error("the request body must be a JSON object", 400)
+        surrogate = _lone_surrogate(data)
+        if surrogate is not None:  # "\udc00" parses, but no answer that repeats it can be encoded
+            return _error(f"the request body holds a lone surrogate ({surrogate!r}) in a string, "
+                          "which is not text (send the label as UTF-8, or as \\u escapes in "
+                          "pairs)", 400)
         try:
             result = await run_in_threadpool(action, data)
         except _BadRequest as error:
@@ -304,6 +334,36 @@ def _json_action(action: Callable[[dict[str, Any]], dict[str, Any]]
         return JSONResponse(result, headers=NO_STORE)
 
     return endpoint
+
+
+async def _capped_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or ``None`` once it passes ``limit`` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:  # refused before a byte is read
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def _lone_surrogate(data: Any) -> str | None:
+    """The first lone surrogate in any string (key or value) of parsed JSON, if one is."""
+    waiting = [data]
+    while waiting:  # a loop, not recursion: the nesting is as deep as json allowed
+        value = waiting.pop()
+        if isinstance(value, dict):
+            waiting.extend(value.keys())
+            waiting.extend(value.values())
+        elif isinstance(value, list):
+            waiting.extend(value)
+        elif isinstance(value, str):
+            found = _SURROGATE.search(value)
+            if found:
+                return found.group()
+    return None
 
 
 def _error(message: str, status: int) -> Response:

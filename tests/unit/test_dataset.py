@@ -35,7 +35,8 @@ def test_labels_csv_with_extra_columns(tmp_path: Path) -> None:
 def test_manifest_problems_are_explained(tmp_path: Path) -> None:
     write_images(tmp_path, ["x.png"])
     (tmp_path / "labels.csv").write_text("name,text\nx.png,AB\n")
-    with pytest.raises(DatasetError, match=r"the header is name,text \(it must name the columns"):
+    with pytest.raises(DatasetError, match=r"its first line names the columns name,text; a "
+                                           r"manifest's first line must name at least file and label"):
         read_labelled_folder(tmp_path)
     (tmp_path / "labels.csv").write_text("file,label\nx.png,AB\ngone.png,CD\n")
     with pytest.raises(DatasetError, match=r"1 listed files are missing \(gone.png\)"):

@@ -89,7 +89,8 @@ def test_interrupted_write_is_recovered(tmp_path: Path) -> None:
     (tmp_path / ".labels.csv.x.tmp").write_text("garbage")
     reopened = DatasetStore(tmp_path)
     assert reopened.stats() == {"images": 2, "labelled": 1, "verified": 0, "unlabelled": 1,
-                                "suggested": 0}
+                                "suggested": 0, "missing": 0}
+    assert reopened.recovery.stray == ["0123456789abcdef01234567.png"]
     assert reopened.get("0123456789abcdef01234567.png").source == "recovered"
     assert len(rows(reopened)) == 2
     assert not (tmp_path / ".labels.csv.x.tmp").exists()
