@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from solver.charset import short_repr
 from solver.errors import SolverError
 
 logger = logging.getLogger(__name__)
@@ -171,9 +172,8 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]
     return header, rows
 
 
-def _short(value: object, limit: int = 60) -> str:
-    """A bounded repr for messages: a file's content never floods an error."""
-    text = repr(value) if not isinstance(value, str) else value
+def _short(text: str, limit: int = 60) -> str:
+    """Text for messages, bounded: a file's content never floods an error."""
     return text if len(text) <= limit else text[:limit] + "..."
 
 
@@ -240,10 +240,10 @@ def check_labels(samples: list[Sample], charset: str, min_length: int, max_lengt
         label = alphabet.normalise(sample.label)
         if not label:
             report.refused["empty labels"].append(sample)
-        elif not min_length <= len(label) <= max_length:
-            report.refused[f"with a length outside {min_length}..{max_length}"].append(sample)
         elif any(ch not in alphabet.characters for ch in label):
             report.refused["with characters outside the charset"].append(sample)
+        elif not min_length <= len(label) <= max_length:
+            report.refused[f"with a length outside {min_length}..{max_length}"].append(sample)
         else:
             report.kept.append(dataclasses.replace(sample, label=label))
     return report
@@ -576,8 +576,8 @@ class DatasetStore:
         report = check_labels([Sample(self.root / file, label)], charset, low, high, case_sensitive)
         if not report.kept:
             reason = next(iter(report.refused))
-            raise DatasetError(f"{file}: label {label!r} refused: {reason} (the profile allows "
-                               f"{low}..{high} characters of {charset!r})")
+            raise DatasetError(f"{file}: label {short_repr(label)} refused: {reason} (the profile "
+                               f"allows {low}..{high} characters of {short_repr(charset)})")
         return report.kept[0].label
 
     def _refuse_if_read_only(self) -> None:
@@ -651,22 +651,21 @@ class DatasetStore:
 
     def _import(self, samples: list[Sample], counts: dict[str, int], source: str,
                 verified: bool, force: bool, progress: Callable[[int], None] | None) -> None:
-        from solver.imaging import MAX_IMAGE_BYTES
+        from solver.imaging import ImageError, read_image_file
 
         for sample in samples:
             try:
-                size = sample.path.stat().st_size
-                if size > MAX_IMAGE_BYTES:
-                    raise DatasetError(f"{size} bytes is more than the {MAX_IMAGE_BYTES} allowed "
-                                       "for one captcha")
-                added = self.add(sample.path.read_bytes(), sample.label or None, source=source,
-                                 verified=verified, force=force)
+                data = read_image_file(sample.path)  # regular files only, within the size limit
+            except ImageError as error:  # names the file itself
+                counts["refused"] += 1
+                logger.warning("%s", error)
+                continue
+            try:
+                added = self.add(data, sample.label or None, source=source, verified=verified,
+                                 force=force)
             except LabelConflictError as error:
                 counts["conflicts"] += 1
                 logger.warning("%s", error)
-            except OSError as error:
-                counts["refused"] += 1
-                logger.warning("%s: cannot be read (%s)", sample.path, error.strerror)
             except SolverError as error:
                 counts["refused"] += 1
                 logger.warning("%s: %s", sample.path, error)
@@ -718,11 +717,11 @@ def _entry_of(row: dict[str, str], source: Path, line: int) -> Entry | None:
         return None
     where = f"{source}: line {line}"
     if file != Path(file).name or file in (".", ".."):
-        raise DatasetError(f"{where}, column file: {_short(file)!r} is not a file name in this "
+        raise DatasetError(f"{where}, column file: {short_repr(file)} is not a file name in this "
                            "folder (a dataset's manifest lists its own images by name); fix the row")
     verified = (row.get("verified") or "").strip().lower()
     if verified not in _TRUE | _FALSE:
-        raise DatasetError(f"{where}, column verified: {_short(verified)!r} is not true or false; "
+        raise DatasetError(f"{where}, column verified: {short_repr(verified)} is not true or false; "
                            "fix the cell")
     text = (row.get("confidence") or "").strip()
     confidence = None
@@ -732,7 +731,7 @@ def _entry_of(row: dict[str, str], source: Path, line: int) -> Entry | None:
         except ValueError:
             confidence = math.nan
         if not math.isfinite(confidence):
-            raise DatasetError(f"{where}, column confidence: {_short(text)!r} is not a number "
+            raise DatasetError(f"{where}, column confidence: {short_repr(text)} is not a number "
                                "(a model's confidence from 0 to 1, or empty); fix or empty the cell")
     return Entry(file=file, label=row.get("label") or "", source=row.get("source") or "",
                  verified=verified in _TRUE, when=row.get("when") or "",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -106,18 +107,63 @@ def _over_white(rgba: np.ndarray) -> np.ndarray:
     return np.rint(rgb).astype(np.uint8)
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an image file to an RGB array, with the same limits as :func:`decode_image`."""
+def _kind_of_file(mode: int) -> str:
+    """What a non-regular file is, in words (for the error that refuses it)."""
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+def read_image_file(path: str | os.PathLike[str], max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+    """The bytes of an image file given by a user, refused beyond ``max_bytes``.
+
+    Only a regular file is read: a device such as ``/dev/zero`` would be read
+    without end, and a FIFO would block until something writes to it. It is
+    opened without blocking and checked again once open (the path may have
+    changed in between), and at most ``max_bytes + 1`` bytes are ever read.
+    Every failure is an :class:`ImageError` that starts with the path.
+
+        >>> try:
+        ...     read_image_file("/dev/zero")
+        ... except ImageError as error:
+        ...     print(error)
+        /dev/zero: not a regular file but a character device (give a captcha image file)
+    """
     path = Path(path)
+
+    def refuse_unless_regular(mode: int) -> None:
+        if not stat.S_ISREG(mode):
+            raise ImageError(f"{path}: not a regular file but {_kind_of_file(mode)} "
+                             "(give a captcha image file)")
+
+    def too_large(size: int) -> ImageError:
+        return ImageError(f"{path}: {size} bytes is more than the {max_bytes} allowed for one "
+                          "captcha (is this really a captcha image?)")
+
     try:
-        size = path.stat().st_size
-        if size > MAX_IMAGE_BYTES:
-            raise ImageError(f"{path}: {size} bytes is more than the {MAX_IMAGE_BYTES} allowed "
-                             "for one captcha (is this really a captcha image?)")
-        data = path.read_bytes()
+        refuse_unless_regular(os.stat(path).st_mode)
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(descriptor, "rb") as file:
+            status = os.fstat(file.fileno())
+            refuse_unless_regular(status.st_mode)
+            if status.st_size > max_bytes:
+                raise too_large(status.st_size)
+            data = file.read(max_bytes + 1)  # the file may grow after the fstat
     except OSError as error:
-        raise ImageError(f"{path}: cannot read it ({error.strerror})") from None
-    return decode_image(data, source=str(path))
+        raise ImageError(f"{path}: cannot read it ({error.strerror or error})") from None
+    if len(data) > max_bytes:
+        raise too_large(len(data))
+    return data
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image file to an RGB array, with the same limits as :func:`decode_image`.
+
+    The file is read by :func:`read_image_file`: only a regular file, at most
+    :data:`MAX_IMAGE_BYTES`.
+    """
+    return decode_image(read_image_file(path), source=str(path))
 
 
 def to_model_input(image: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:

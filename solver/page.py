@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from solver.errors import SiteError, SolverError, UsageError
 from solver.steps import Call, Steps, run_async, run_sync
@@ -76,6 +78,55 @@ class CaptchaNotFoundError(SolverError):
     """The profile's captcha selector matched nothing, or never loaded."""
 
 
+def navigation_error(error: BaseException, url: str, timeout_ms: float) -> SiteError:
+    """The :class:`SiteError` for a Playwright error of going to ``url``: what went wrong, what to check.
+
+    Chromium names the network failure (``net::ERR_CONNECTION_REFUSED``,
+    ``net::ERR_NAME_NOT_RESOLVED``, ...) in the error's first line; a timeout is
+    Playwright's ``TimeoutError``.
+
+        >>> str(navigation_error(Exception("Page.goto: net::ERR_CONNECTION_REFUSED at "
+        ...     "http://127.0.0.1:8765/example/"), "http://127.0.0.1:8765/example/", 10_000))[:70]
+        'the site at http://127.0.0.1:8765/example/ does not answer (is it runn'
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # a port that is not a number: Chromium refuses the URL itself
+        port = None
+    where = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    first_line = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+    found = re.search(r"net::(ERR_[A-Z0-9_]+)", first_line)
+    code = found.group(1) if found else ""
+    site = f"the site at {url}"
+    if error.__class__.__name__ == "TimeoutError" or ("Timeout" in first_line and not code):
+        return SiteError(f"{site} did not finish loading within {timeout_ms / 1000:g} s (is it up "
+                         "but busy? give it longer with --timeout, or check the profile's url)")
+    if code == "ERR_CONNECTION_REFUSED":
+        return SiteError(f"{site} does not answer (is it running? nothing accepts connections on "
+                         f"{where}; start it, or point the profile's url, or --url, at where it runs)")
+    if code == "ERR_NAME_NOT_RESOLVED":
+        return SiteError(f"{site} cannot be found: no address for {host} (check the host name in "
+                         "the profile's url, or --url, and this machine's network)")
+    if code in ("ERR_CONNECTION_RESET", "ERR_CONNECTION_CLOSED", "ERR_EMPTY_RESPONSE",
+                "ERR_INVALID_HTTP_RESPONSE", "ERR_SSL_PROTOCOL_ERROR"):
+        return SiteError(f"{site} closed the connection without a web page (net::{code}; is a web "
+                         f"server for this scheme listening on {where}? check the profile's url, "
+                         "or --url)")
+    if code in ("ERR_ADDRESS_UNREACHABLE", "ERR_NETWORK_CHANGED", "ERR_INTERNET_DISCONNECTED",
+                "ERR_CONNECTION_TIMED_OUT", "ERR_TIMED_OUT", "ERR_NETWORK_ACCESS_DENIED",
+                "ERR_PROXY_CONNECTION_FAILED"):
+        return SiteError(f"{site} cannot be reached (net::{code}; check this machine's network "
+                         "and proxy, and the host in the profile's url, or --url)")
+    if code.startswith("ERR_CERT_"):
+        return SiteError(f"{site} shows a TLS certificate the browser does not trust (net::{code}; "
+                         "check that the profile's url, or --url, names the site's own host)")
+    detail = first_line.split(": ", 1)[1] if first_line.startswith(("Page.", "Frame.")) else first_line
+    return SiteError(f"{site} could not be opened: {detail} (check the profile's url, or --url, "
+                     "and that the site is up)")
+
+
 def frame_steps(page: Any, profile: SiteProfile, timeout_ms: float = 10_000) -> Steps[Any]:
     """The frame that holds the captcha: the page's own, or the profile's iframe."""
     if profile.captcha.frame is None:
@@ -130,7 +181,10 @@ def open_steps(page: Any, profile: SiteProfile, url: str | None = None, timeout_
     Returns the loaded captcha (element, kind).
     """
     target = url or profile.url
-    response = yield Call(page, "goto", (target,), {"timeout": timeout_ms})
+    try:
+        response = yield Call(page, "goto", (target,), {"timeout": timeout_ms})
+    except Exception as error:  # Playwright's Error and TimeoutError: say what to check
+        raise navigation_error(error, target, timeout_ms) from None
     if response is not None and response.status >= 400:
         raise SiteError(f"{target}: the site answered HTTP {response.status} "
                         "(check url in the profile, and that the site is up)")
@@ -145,14 +199,17 @@ def _pre_step(page: Any, profile: SiteProfile, index: int, step: Any, timeout_ms
     where = f"{profile.name}: steps[{index}] ({step.describe()})"
     try:
         if step.goto is not None:
-            yield Call(page, "goto", (step.goto,), {"timeout": timeout_ms})
+            try:
+                yield Call(page, "goto", (step.goto,), {"timeout": timeout_ms})
+            except Exception as error:
+                raise SiteError(f"{where}: {navigation_error(error, step.goto, timeout_ms)}") from None
         elif step.click is not None:
             yield Call(page, "click", (step.click,), {"timeout": timeout_ms})
         elif step.fill is not None:
             yield Call(page, "fill", (step.fill, step.value_from(environ)), {"timeout": timeout_ms})
         elif step.wait_for is not None:
             yield Call(page, "wait_for_selector", (step.wait_for,), {"timeout": timeout_ms})
-    except UsageError:
+    except (UsageError, SiteError):
         raise
     except Exception as error:
         raise SiteError(f"{where} failed on {page.url}: {error.__class__.__name__}: "
@@ -189,7 +246,10 @@ def refresh_steps(page: Any, profile: SiteProfile, element: Any,
         except Exception as error:  # the control is gone or did nothing: reload instead
             logger.info("%s: captcha.refresh %r did not show a new captcha (%s); reloading",
                         page.url, selector, error.__class__.__name__)
-    yield Call(page, "reload", (), {"timeout": timeout_ms})
+    try:
+        yield Call(page, "reload", (), {"timeout": timeout_ms})
+    except Exception as error:  # e.g. the site stopped meanwhile
+        raise navigation_error(error, page.url, timeout_ms) from None
     return (yield from wait_steps(page, profile, timeout_ms))
 
 

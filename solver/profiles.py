@@ -1,10 +1,17 @@
 """Site profiles: where a site puts its captcha and what the captcha looks like.
 
-A profile is a YAML file, ``site_profiles/NAME.yaml``, loaded with
-``yaml.safe_load`` and validated into frozen, typed objects. Validation is
-strict: unknown keys, wrong types and out-of-range values are errors, and all
-problems of a file are reported at once, one line each, formatted as
-``PATH: key.path: problem (how to fix)``.
+A profile is a YAML file, ``site_profiles/NAME.yaml``, loaded with a strict
+subclass of ``yaml.SafeLoader`` and validated into frozen, typed objects.
+Validation is strict: unknown keys, wrong types and out-of-range values are
+errors, and all problems of a file are reported at once, one line each,
+formatted as ``PATH: key.path: problem (how to fix)``.
+
+The loader refuses what no profile needs and a hostile file could use: files
+over 1 MB, a key written twice in one mapping, more than 10,000 values once
+YAML aliases are expanded (the "billion laughs" bomb), an alias inside its own
+anchor, nesting deeper than 32 levels, and numbers of more than 100 digits.
+Messages quote at most about 60 characters of any value, and never the
+contents of a file that is not a profile.
 
 Example::
 
@@ -42,6 +49,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from solver.charset import charset_problem, describe_characters, is_visible, short_repr
 from solver.errors import ProfileError, ProfileNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -53,6 +61,12 @@ CAPTURE_MODES = ("auto", "src", "data-uri", "canvas", "background", "screenshot"
 PIPELINES = ("ctc", "segment")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 URL_SCHEMES = ("http://", "https://", "file://")
+MAX_FILE_BYTES = 1_000_000  # a profile is a few KB
+MAX_VALUES = 10_000  # scalars, lists and mappings, with aliases expanded
+MAX_DEPTH = 32  # lists and mappings inside one another
+MAX_DIGITS = 100  # of a number written in the file
+MAX_PROBLEMS = 20  # lines of one error; the rest are counted
+MAX_LINE = 600  # characters of one problem line, a last guard
 
 
 def _fix(problem: str, fix: str) -> PydanticCustomError:
@@ -149,14 +163,9 @@ class FormatSection(_Section):
     @field_validator("charset")
     @classmethod
     def _check_charset(cls, charset: str) -> str:
-        if not charset:
-            raise _fix("is empty", 'list every character the captcha uses, e.g. "0123456789"')
-        if any(ch.isspace() for ch in charset):
-            raise _fix("contains white space", "remove spaces, tabs and new lines from it")
-        repeated = sorted({ch for ch in charset if charset.count(ch) > 1}, key=charset.index)
-        if repeated:
-            shown = ", ".join(repr(ch) for ch in repeated)
-            raise _fix(f"repeats {shown}", "list each character once")
+        problem = charset_problem(charset)
+        if problem is not None:
+            raise _fix(*problem)
         return charset
 
     @field_validator("length", mode="before")
@@ -164,16 +173,16 @@ class FormatSection(_Section):
     def _check_length(cls, value: Any) -> tuple[int, int]:
         fix = f"write one number such as 4, or [min, max] such as [4, 6], within 1..{MAX_LENGTH}"
         if isinstance(value, bool):
-            raise _fix(f"expected a number or [min, max], got {value!r}", fix)
+            raise _fix(f"expected a number or [min, max], got {short_repr(value)}", fix)
         if isinstance(value, int):
             value = [value, value]
         if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
-            raise _fix(f"expected a number or [min, max], got {value!r}", fix)
+            raise _fix(f"expected a number or [min, max], got {short_repr(value)}", fix)
         low, high = value
         if not (1 <= low <= MAX_LENGTH and 1 <= high <= MAX_LENGTH):
-            raise _fix(f"{list(value)} is outside 1..{MAX_LENGTH}", fix)
+            raise _fix(f"{short_repr(list(value))} is outside 1..{MAX_LENGTH}", fix)
         if low > high:
             raise _fix(f"min {low} is greater than max {high}", f"write [{high}, {low}]")
         return (low, high)
@@ -181,13 +190,18 @@ class FormatSection(_Section):
     @model_validator(mode="after")
     def _check_case(self) -> FormatSection:
         if not self.case_sensitive:
-            both = [ch for ch in self.charset if ch.islower() and ch.upper() in self.charset]
+            characters = set(self.charset)
+            both = [ch for ch in self.charset if ch.islower() and ch.upper() in characters]
             if both:
+                shown = ", ".join(repr(c) for c in both[:10]) + (", ..." if len(both) > 10 else "")
                 raise _fix(
-                    f"charset holds both cases of {', '.join(repr(c) for c in both)} "
+                    f"charset holds both cases of {shown} "
                     "but case_sensitive is false",
                     "keep one case in the charset, or set case_sensitive: true",
                 )
+            problem = charset_problem(self.charset, case_sensitive=False)
+            if problem is not None:
+                raise _fix(f"charset {problem[0]}", problem[1])
         return self
 
     @property
@@ -199,21 +213,30 @@ class FormatSection(_Section):
         return self.length[1]
 
     def normalise(self, text: str) -> str:
-        """Map ``text`` onto the charset's case when the site ignores case."""
+        """``text`` in composed form (NFC), on the charset's case when the site ignores case."""
         from solver.charset import Charset
 
         return Charset(self.charset, self.case_sensitive).normalise(text)
 
     def label_problem(self, text: str) -> str | None:
-        """Why ``text`` cannot be an answer for this format, or None if it can."""
+        """Why ``text`` cannot be an answer for this format, or None if it can.
+
+        Characters are counted after NFC normalisation, as a person counts them;
+        invisible characters and stray combining marks are never in a charset.
+        """
         text = self.normalise(text)
+        shown = short_repr(text)
+        hidden = [ch for ch in text if not is_visible(ch)]
+        if hidden:  # checked first: a person cannot count what they cannot see
+            return f"{shown} has characters outside the charset: {describe_characters(hidden)}"
         if not self.min_length <= len(text) <= self.max_length:
             wanted = (str(self.min_length) if self.min_length == self.max_length
                       else f"{self.min_length} to {self.max_length}")
-            return f"{text!r} has {len(text)} characters, expected {wanted}"
-        outside = sorted({ch for ch in text if ch not in self.charset})
+            return f"{shown} has {len(text)} characters, expected {wanted}"
+        characters = set(self.charset)
+        outside = [ch for ch in text if ch not in characters]
         if outside:
-            return f"{text!r} has characters outside the charset: {''.join(outside)}"
+            return f"{shown} has characters outside the charset: {describe_characters(outside)}"
         return None
 
 
@@ -235,7 +258,7 @@ class ModelSection(_Section):
     @classmethod
     def _number(cls, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _fix(f"expected a number from 0 to 1, got {value!r}", "write e.g. 0.5")
+            raise _fix(f"expected a number from 0 to 1, got {short_repr(value)}", "write e.g. 0.5")
         return value
 
 
@@ -323,9 +346,9 @@ class SyntheticSection(_Section):
                            "give each variant as a mapping of settings, e.g. {grayscale: true}")
             for key in variant:
                 if key not in allowed:
-                    close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+                    close = difflib.get_close_matches(str(key)[:100], allowed, n=1, cutoff=0.6)
                     hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(allowed)}"
-                    raise _fix(f"entry {index}: unknown key {key!r}", hint)
+                    raise _fix(f"entry {index}: unknown key {short_repr(key)}", hint)
         return tuple(dict(variant) for variant in value)
 
     @model_validator(mode="after")
@@ -356,7 +379,7 @@ class SyntheticSection(_Section):
             return tuple(value)
         if isinstance(value, tuple):
             return value
-        raise _fix(f"expected a list, got {value!r}", "write a YAML list such as [42, 50]")
+        raise _fix(f"expected a list, got {short_repr(value)}", "write a YAML list such as [42, 50]")
 
     @field_validator("background", mode="before")
     @classmethod
@@ -422,7 +445,7 @@ def _colour(value: Any, example: str, alternatives: str) -> str:
         raise _fix("expected a colour, got null",
                    f"quote the colour, e.g. {example}: an unquoted # starts a YAML comment")
     if not isinstance(value, str) or not COLOUR_PATTERN.match(value):
-        shown = repr(value) if isinstance(value, str) else _yaml_type(value)
+        shown = short_repr(value) if isinstance(value, str) else _yaml_type(value)
         raise _fix(f"{shown} is not a colour", f'write a quoted "#rrggbb" such as {example}, '
                    f"{alternatives}")
     return value.lower()
@@ -455,9 +478,9 @@ class PreStep(_Section):
         if self.env is not None and self.fill is None:
             raise _fix("env is only for fill", "remove env, or make the step a fill")
         if self.env is not None and not ENV_NAME.match(self.env):
-            raise _fix(f"env {self.env!r} is not a variable name", "write e.g. SITE_USER")
+            raise _fix(f"env {short_repr(self.env)} is not a variable name", "write e.g. SITE_USER")
         if self.goto is not None and not self.goto.startswith(URL_SCHEMES):
-            raise _fix(f"goto {self.goto!r} is not a URL", "start it with http://, https:// or file://")
+            raise _fix(f"goto {short_repr(self.goto)} is not a URL", "start it with http://, https:// or file://")
         return self
 
     def describe(self) -> str:
@@ -503,7 +526,7 @@ class SiteProfile(_Section):
     @classmethod
     def _check_name(cls, name: str) -> str:
         if not NAME_PATTERN.match(name):
-            raise _fix(f"{name!r} is not a valid name",
+            raise _fix(f"{short_repr(name)} is not a valid name",
                        "use lower-case letters, digits, '-' and '_', starting with a letter or digit")
         return name
 
@@ -511,7 +534,7 @@ class SiteProfile(_Section):
     @classmethod
     def _check_url(cls, url: str) -> str:
         if not url.startswith(URL_SCHEMES) or len(url.split("://", 1)[1]) == 0:
-            raise _fix(f"{url!r} is not an http, https or file URL",
+            raise _fix(f"{short_repr(url)} is not an http, https or file URL",
                        "write a full URL such as http://127.0.0.1:8765/example/")
         return url
 
@@ -560,9 +583,9 @@ def _yaml_type(value: Any) -> str:
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if isinstance(value, (int, float)):
-        return f"the number {value}"
+        return f"the number {short_repr(value)}"
     if isinstance(value, str):
-        return f"the string {value!r}"
+        return f"the string {short_repr(value)}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
@@ -611,7 +634,7 @@ def _describe(error: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
     if kind == "profile":
         return location, ctx["text"]
     if kind == "extra_forbidden":
-        key = str(location[-1])
+        key = str(location[-1])[:100]
         allowed = _allowed_keys(SiteProfile, location[:-1])
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         if close:
@@ -625,13 +648,13 @@ def _describe(error: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
     if kind == "literal_error":
         expected = ctx.get("expected", "")
         choices = [c.strip().strip("'") for c in re.split(r",| or ", expected) if c.strip()]
-        return location, f"{value!r} is not one of {', '.join(choices)} (use one of them)"
+        return location, f"{short_repr(value)} is not one of {', '.join(choices)} (use one of them)"
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         bound = {"greater_than_equal": f"at least {ctx.get('ge')}",
                  "less_than_equal": f"at most {ctx.get('le')}",
                  "greater_than": f"more than {ctx.get('gt')}",
                  "less_than": f"less than {ctx.get('lt')}"}[kind]
-        return location, f"{value!r} is out of range (use a value {bound})"
+        return location, f"{short_repr(value)} is out of range (use a value {bound})"
     if kind in ("string_too_short", "too_short"):
         return location, "is empty (give a value, or remove the key if it is optional)"
     if kind in _TYPE_NAMES:
@@ -643,7 +666,10 @@ def _describe(error: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
 def _format_location(location: tuple[Any, ...]) -> str:
     text = ""
     for part in location:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        name = str(part)
+        if not (name.isprintable() and len(name) <= 40 and ":" not in name):
+            name = short_repr(part, 40)  # a key from the file: bounded, and on one line
+        text += f"[{name}]" if isinstance(part, int) else (f".{name}" if text else name)
     return text or "(top level)"
 
 
@@ -655,14 +681,42 @@ def _where(path: str | os.PathLike[str] | None) -> str:
     return str(path) if path is not None else "<string>"
 
 
+def _error(problems: list[str], where: str, error: type[ProfileError] = ProfileError) -> ProfileError:
+    """A :class:`ProfileError` of at most MAX_PROBLEMS lines of at most MAX_LINE characters each."""
+    lines = [line if len(line) <= MAX_LINE else line[:MAX_LINE - 3] + "..."
+             for line in problems[:MAX_PROBLEMS]]
+    if len(problems) > MAX_PROBLEMS:
+        lines.append(f"{where}: ... and {len(problems) - MAX_PROBLEMS} more problems (fix these first)")
+    return error(lines)
+
+
+_START_FIX = "(start the file with keys such as name:, url:, captcha:, form:, format:)"
+_KINDS = ((bool, "a boolean"), (int, "a number"), (float, "a number"), (str, "a string"),
+          (list, "a list"), (bytes, "binary data"), (set, "a set"))
+
+
+def _kind(value: Any) -> str:
+    """What a YAML value is, in words, without its content."""
+    if value is None:
+        return "empty"
+    for kind, words in _KINDS:
+        if isinstance(value, kind):
+            return words
+    return f"a {type(value).__name__}"
+
+
 def profile_from_data(data: Any, path: str | os.PathLike[str] | None = None) -> SiteProfile:
     """Validate already-parsed YAML data into a :class:`SiteProfile`."""
     where = _where(path)
+    # a file that is not a profile at all (a password file, some other tool's YAML) gets one
+    # line that names what it is, never a line that quotes what it holds
     if not isinstance(data, dict):
-        raise ProfileError([
-            f"{where}: (top level): expected a mapping of keys, got {_yaml_type(data)} "
-            "(start the file with keys such as name:, url:, captcha:, form:, format:)"
-        ])
+        raise ProfileError([f"{where}: (top level): not a site profile: its top level is "
+                            f"{_kind(data)}, not a mapping of keys {_START_FIX}"])
+    known = [name for name, info in SiteProfile.model_fields.items() if not info.exclude]
+    if data and not any(isinstance(key, str) and key in known for key in data):
+        raise ProfileError([f"{where}: (top level): not a site profile: none of its keys is a "
+                            f"profile key {_START_FIX}"])
     data = dict(data)
     stem = Path(path).stem if path is not None else None
     problems: list[str] = []
@@ -670,9 +724,12 @@ def profile_from_data(data: Any, path: str | os.PathLike[str] | None = None) -> 
         if "name" not in data:
             data["name"] = stem
         elif isinstance(data["name"], str) and data["name"] != stem:
+            name = data["name"]
+            rename = (f"rename the file to {name}.yaml" if len(name) <= 60 and name.isprintable()
+                      else "rename the file after the name")
             problems.append(
-                f"{where}: name: {data['name']!r} does not match the file name "
-                f"{Path(path).name!r} (rename the file to {data['name']}.yaml, or set name: {stem})"
+                f"{where}: name: {short_repr(name)} does not match the file name "
+                f"{short_repr(Path(path).name)} ({rename}, or set name: {stem})"
             )
     try:
         profile = SiteProfile.model_validate(data)
@@ -680,12 +737,12 @@ def profile_from_data(data: Any, path: str | os.PathLike[str] | None = None) -> 
         for item in error.errors(include_url=False):
             location, text = _describe(item)
             problems.append(f"{where}: {_format_location(location)}: {text}")
-        raise ProfileError(problems) from None
+        raise _error(problems, where) from None
     if path is not None:
         profile = profile.model_copy(update={"source": Path(path)})
         problems.extend(_check_files(profile, where))
     if problems:
-        raise ProfileError(problems)
+        raise _error(problems, where)
     return profile
 
 
@@ -695,43 +752,210 @@ def _check_files(profile: SiteProfile, where: str) -> list[str]:
     for index, font in enumerate(profile.synthetic.fonts):
         if not (base / font).is_file():
             problems.append(
-                f"{where}: synthetic.fonts[{index}]: font file {font!r} not found "
+                f"{where}: synthetic.fonts[{index}]: font file {short_repr(font)} not found "
                 f"(give a .ttf path relative to {base} or an absolute one)"
             )
     return problems
 
 
-def load_profile_text(text: str, path: str | os.PathLike[str] | None = None) -> SiteProfile:
-    """Parse and validate YAML text. ``path`` is only used in messages and for the name."""
-    where = _where(path)
+class _LoadProblem(yaml.YAMLError):
+    """Something the profile loader refuses, at a line of the file."""
+
+    def __init__(self, mark: yaml.Mark | None, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.mark, self.problem, self.fix = mark, problem, fix
+
+
+class _ProfileLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader``, refusing what a profile never needs and a hostile file could use.
+
+    While composing, it counts every value (scalar, list, mapping) as it will be
+    once aliases are expanded: an alias counts the whole of its anchor, so the
+    nine-fold "billion laughs" is refused after a few thousand values, before any
+    Python object is built. It also refuses an alias inside its own anchor (an
+    endless value), nesting beyond MAX_DEPTH, and a key written twice in one
+    mapping (YAML keeps the last silently; a merge key ``<<`` may be overridden).
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._values = 0
+        self._aliases_seen = False
+        self._depth = 0
+        self._open_anchors: set[str] = set()
+        self._sizes: dict[int, int] = {}
+
+    def _expanded_size(self, node: yaml.Node) -> int:
+        known = self._sizes.get(id(node))
+        if known is None:
+            if isinstance(node, yaml.SequenceNode):
+                known = 1 + sum(self._expanded_size(item) for item in node.value)
+            elif isinstance(node, yaml.MappingNode):
+                known = 1 + sum(self._expanded_size(key) + self._expanded_size(value)
+                                for key, value in node.value)
+            else:
+                known = 1
+            self._sizes[id(node)] = known
+        return known
+
+    def _count(self, values: int, mark: yaml.Mark) -> None:
+        self._values += values
+        if self._values <= MAX_VALUES:
+            return
+        if self._aliases_seen:
+            raise _LoadProblem(mark, f"YAML aliases expand to more than {MAX_VALUES:,} values",
+                               "each alias repeats everything under its anchor; a profile needs a "
+                               "few hundred values, so write them out or use fewer aliases")
+        raise _LoadProblem(mark, f"the file holds more than {MAX_VALUES:,} values",
+                           "a profile needs a few hundred; check that this is the right file")
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open_anchors:
+                anchor = short_repr(event.anchor, 40).strip("'\"")
+                raise _LoadProblem(event.start_mark,
+                                   f"alias *{anchor} is used inside its own anchor &{anchor}",
+                                   "a profile cannot contain itself; write the values out")
+            target = self.anchors.get(event.anchor)
+            if target is not None:  # an unknown alias is PyYAML's own error
+                self._aliases_seen = True
+                self._count(self._expanded_size(target), event.start_mark)
+            return super().compose_node(parent, index)
+        self._count(1, event.start_mark)
+        if not isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _LoadProblem(event.start_mark, f"nested more than {MAX_DEPTH} levels deep",
+                               "a profile nests 5 at most; check the brackets and the indentation")
+        if event.anchor is not None:
+            self._open_anchors.add(event.anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            self._open_anchors.discard(event.anchor)
+
+    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
+        node = super().compose_mapping_node(anchor)
+        first: dict[tuple[str, str], yaml.Node] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            earlier = first.setdefault((key.tag, key.value), key)
+            if earlier is not key:
+                raise _LoadProblem(key.start_mark,
+                                   f"key {short_repr(key.value, 40)} written twice, on lines "
+                                   f"{earlier.start_mark.line + 1} and {key.start_mark.line + 1}",
+                                   "keep one of them")
+        return node
+
+
+def _guarded(constructor: Any) -> Any:
+    """A scalar constructor whose failures (a 30th of February, ``!!int nine``) are profile errors."""
+
+    def construct(loader: _ProfileLoader, node: yaml.Node) -> Any:
+        kind = node.tag.rsplit(":", 1)[-1]
+        if kind == "int" and isinstance(node.value, str) and len(node.value) > MAX_DIGITS:
+            raise _LoadProblem(node.start_mark,
+                               f"the number {short_repr(node.value)} has more than {MAX_DIGITS} digits",
+                               "no profile setting needs one; check the value")
+        try:
+            return constructor(loader, node)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError):
+            raise _LoadProblem(node.start_mark,
+                               f"{short_repr(node.value)} is not a valid {short_repr(kind, 30)[1:-1]}",
+                               "fix it, or quote it to keep it as text") from None
+
+    return construct
+
+
+for _tag in ("null", "bool", "int", "float", "binary", "timestamp"):
+    _ProfileLoader.add_constructor(
+        f"tag:yaml.org,2002:{_tag}",
+        _guarded(yaml.SafeLoader.yaml_constructors[f"tag:yaml.org,2002:{_tag}"]))
+
+
+def _size_problem(size: int | None, where: str) -> ProfileError:
+    shown = f"{size:,} bytes" if size is not None else f"more than {MAX_FILE_BYTES:,} bytes"
+    return ProfileError([f"{where}: (file): is {shown}, over the 1 MB limit for a profile (a profile "
+                         "is a few KB of YAML; check that this is the right file)"])
+
+
+def _parse(text: str, where: str) -> Any:
+    """The YAML data of ``text``, or a ProfileError with one short line."""
+    loader = None
     try:
-        data = yaml.safe_load(text)
+        loader = _ProfileLoader(text)  # the reader checks the characters at once
+        return loader.get_single_data()
+    except _LoadProblem as error:
+        at = f"line {error.mark.line + 1}" if error.mark else "(top level)"
+        raise ProfileError([f"{where}: {at}: {error.problem} ({error.fix})"]) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(top level)"
-        problem = getattr(error, "problem", None) or str(error)
+        if mark is not None:
+            at = f"line {mark.line + 1}, column {mark.column + 1}"
+        elif isinstance(getattr(error, "position", None), int):  # a ReaderError: a bad character
+            line = text.count("\n", 0, error.position) + 1
+            at = f"line {line}, column {error.position - text.rfind(chr(10), 0, error.position)}"
+        else:
+            at = "(top level)"
+        if isinstance(error, yaml.reader.ReaderError):
+            problem = (f"unacceptable character #x{error.character:04x}: special characters are "
+                       "not allowed" if isinstance(error.character, int) else str(error.reason))
+        else:
+            problem = getattr(error, "problem", None) or str(error)
+        problem = " ".join(str(problem).split())
+        problem = problem if len(problem) <= 200 else problem[:197] + "..."
         raise ProfileError([
             f"{where}: {at}: invalid YAML: {problem} "
             "(check the indentation, and quote values that contain ': ' or start with a symbol)"
         ]) from None
-    return profile_from_data(data, path)
+    except RecursionError:  # a guard: nesting is refused long before Python's own limit
+        raise ProfileError([f"{where}: (top level): nested too deeply (a profile nests 5 levels "
+                            "at most; check the brackets and the indentation)"]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def load_profile_text(text: str, path: str | os.PathLike[str] | None = None) -> SiteProfile:
+    """Parse and validate YAML text. ``path`` is only used in messages and for the name."""
+    where = _where(path)
+    if len(text) > MAX_FILE_BYTES // 4:  # only then can the UTF-8 encoding be over the limit
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > MAX_FILE_BYTES:
+            raise _size_problem(size, where)
+    return profile_from_data(_parse(text, where), path)
 
 
 def load_profile(path: str | os.PathLike[str]) -> SiteProfile:
-    """Load and validate one profile file.
+    """Load and validate one profile file (at most 1 MB of UTF-8 YAML).
 
     >>> load_profile("site_profiles/digits.yaml").format.length
     (4, 4)
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:  # read a bounded amount: the path may be /dev/zero
+            raw = file.read(MAX_FILE_BYTES + 1)
+            size = os.fstat(file.fileno()).st_size if len(raw) > MAX_FILE_BYTES else 0
+        if len(raw) > MAX_FILE_BYTES:
+            raise _size_problem(size if size > MAX_FILE_BYTES else None, str(path))
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ProfileNotFoundError([
             f"{path}: (file): no such file (check the path, or list profiles with `solver profiles list`)"
         ]) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ProfileError([f"{path}: (file): cannot read it: {error} (check the file)"]) from None
+    except UnicodeDecodeError as error:
+        raise ProfileError([f"{path}: (file): not UTF-8 text (byte {raw[error.start]:#04x} at "
+                            f"position {error.start}; save the profile as UTF-8)"]) from None
+    except OSError as error:
+        raise ProfileError([f"{path}: (file): cannot read it: {error.strerror or error} "
+                            "(check the file)"]) from None
     return load_profile_text(text, path)
 
 
@@ -786,10 +1010,20 @@ class ProfileRegistry:
         return iter(self.names())
 
     def load(self, name_or_path: str | os.PathLike[str]) -> SiteProfile:
-        """Load a profile by name, or by path when given a .yaml/.yml file."""
+        """Load a profile by name, or by path when given a .yaml/.yml file.
+
+        Anything else with a folder in it (``../../etc/passwd``) is refused
+        before it is opened: a profile file's name ends in .yaml or .yml.
+        """
         text = str(name_or_path)
-        if text.endswith((".yaml", ".yml")) or os.sep in text or "/" in text:
+        if text.endswith((".yaml", ".yml")):
             return load_profile(text)
+        if os.sep in text or "/" in text or (os.altsep and os.altsep in text):
+            raise ProfileError([
+                f"{text}: (file): not a profile file, its name does not end in .yaml or .yml (give "
+                "a profile name, or the path of a .yaml or .yml file; `solver profiles list` shows "
+                "the names)"
+            ])
         paths = self.paths()
         if text in paths:
             return load_profile(paths[text])

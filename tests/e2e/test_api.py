@@ -329,7 +329,8 @@ def test_solver_serve_command(tmp_path: Path, digits: SiteProfile) -> None:
         [sys.executable, "-m", "solver", "serve", "--port", "0", "--profiles-dir", str(PROFILES),
          "--models-dir", str(MODELS), "--max-bytes", "100000"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C as in a terminal
     try:
         assert process.stdout is not None
         summary = process.stdout.readline()

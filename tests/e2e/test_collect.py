@@ -73,7 +73,10 @@ def test_an_interrupted_collection_resumes_to_exactly_n(live_site: LiveSite, tmp
     command = [sys.executable, "-m", "solver", "collect", "--profiles-dir", str(ROOT / "site_profiles"),
                "--site", "digits", "--url", live_site.url_for("digits"), "-n", "30",
                "--data", str(tmp_path), "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a suite started in the background (`cmd &`) ignores SIGINT, and children inherit that:
+    # give the child Ctrl-C's default meaning, as in a terminal
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while len(list(tmp_path.glob("*.png"))) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -194,3 +194,61 @@ def test_pre_steps_run_before_the_captcha_with_values_from_the_environment(live_
     solver.core.environ = {}
     with pytest.raises(UsageError, match=r"needs the environment variable SHOP_USER \(export SHOP_USER=...\)"):
         solver.open(page)
+
+
+def _free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on (bound, then let go)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_solve_cli_says_when_the_site_does_not_answer(tmp_path: Path) -> None:
+    """No site on the profile's port: one line with the fix; under --json, JSON saying so."""
+    import yaml
+
+    url = f"http://127.0.0.1:{_free_port()}/example/"
+    data = yaml.safe_load((Path(PROFILES) / "example.yaml").read_text())
+    (tmp_path / "example.yaml").write_text(yaml.safe_dump({**data, "url": url}))
+    base = [sys.executable, "-m", "solver", "solve", "--site", "example", "--profiles-dir",
+            str(tmp_path), "--models-dir", str(ROOT / "models")]
+    expected = (f"the site at {url} does not answer (is it running? nothing accepts connections "
+                f"on 127.0.0.1:{url.split(':')[2].split('/')[0]}; start it, or point the "
+                "profile's url, or --url, at where it runs)")
+    run = subprocess.run(base, capture_output=True, text=True, timeout=120)
+    assert (run.returncode, run.stdout) == (1, "")
+    assert run.stderr.endswith(f"\nerror: {expected}\n") and "Traceback" not in run.stderr
+    run = subprocess.run(base + ["--json"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert json.loads(run.stdout) == {
+        "site": "example", "url": url, "load_ms": None, "success": False, "text": "",
+        "confidence": 0.0, "attempts": 0, "ms": {}, "history": [], "error": expected}
+
+
+def test_open_explains_a_name_that_does_not_resolve_and_a_site_that_never_answers(
+        page: Any) -> None:
+    """DNS failure and a timeout are the project's own SiteError, with what to check."""
+    import socket
+
+    from solver.errors import SiteError
+    from solver.profiles import load_profile
+
+    profile = load_profile(Path(PROFILES) / "example.yaml")
+    solver = Solver(profile, model_for("example"), timeout_ms=1500)
+    with pytest.raises(SiteError) as caught:
+        solver.open(page, "http://no-such-site.invalid/example/")
+    assert str(caught.value) == (
+        "the site at http://no-such-site.invalid/example/ cannot be found: no address for "
+        "no-such-site.invalid (check the host name in the profile's url, or --url, and this "
+        "machine's network)")
+    with socket.socket() as silent:  # accepts connections into its backlog, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/example/"
+        with pytest.raises(SiteError) as caught:
+            solver.open(page, url)
+    assert str(caught.value) == (
+        f"the site at {url} did not finish loading within 1.5 s (is it up but busy? give it "
+        "longer with --timeout, or check the profile's url)")

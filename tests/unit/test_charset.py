@@ -66,3 +66,49 @@ def test_batch_decoding_matches_the_single_path_and_scores_doubt() -> None:
 def test_batch_decoding_checks_the_shape() -> None:
     with pytest.raises(ValueError, match=r"expected probabilities of shape \(batch, steps, 3\)"):
         Charset("ab").decode_ctc_batch(np.zeros((1, 5, 4), np.float32))
+
+
+@pytest.mark.parametrize(("characters", "expected"), [
+    ("", "the charset is empty (list every character the captcha uses, e.g. \"0123456789\")"),
+    ("aba", "the charset 'aba' repeats 'a' (list each character once)"),
+    ("ab\u200b", "the charset 'ab\\u200b' holds U+200B ZERO WIDTH SPACE, which does not print "
+                 "(remove it; a charset lists only characters a person can see)"),
+    ("e\u0301", "the charset 'e\\u0301' holds U+0301 COMBINING ACUTE ACCENT, a combining mark that "
+                "joins the character before it (write each accented letter as one character, "
+                "e.g. 'é' as U+00E9 rather than e + U+0301, or remove the mark)"),
+    ("a b", "the charset 'a b' contains white space (remove spaces, tabs and new lines from it)"),
+])
+def test_bad_charsets_say_why(characters: str, expected: str) -> None:
+    with pytest.raises(LabelError) as caught:
+        Charset(characters)
+    assert str(caught.value) == expected
+
+
+def test_labels_are_normalised_to_composed_characters() -> None:
+    charset = Charset("éab")
+    assert charset.normalise("e\u0301a") == "éa"
+    assert charset.encode("e\u0301a") == [0, 1]
+    assert Charset("ÉAB", case_sensitive=False).encode("e\u0301a") == [0, 1]
+
+
+def test_invisible_characters_in_a_label_are_named() -> None:
+    with pytest.raises(LabelError) as caught:
+        Charset("abc").encode("a\u200bb\u0301")
+    assert str(caught.value) == (
+        "'a\\u200bb\\u0301' holds characters outside the charset: U+0301 COMBINING ACUTE ACCENT, "
+        "U+200B ZERO WIDTH SPACE (the charset is 'abc')")
+
+
+def test_long_labels_and_charsets_are_quoted_short() -> None:
+    charset = Charset("".join(chr(0x4E00 + i) for i in range(3000)))
+    with pytest.raises(LabelError) as caught:
+        charset.encode("x" * 10_000)
+    assert len(str(caught.value)) < 200
+
+
+def test_a_charset_without_case_holds_only_reachable_characters() -> None:
+    with pytest.raises(LabelError) as caught:
+        Charset("aÀ", case_sensitive=False)
+    assert str(caught.value) == (
+        "the charset 'aÀ' holds 'a' but case_sensitive is false: labels are folded to upper "
+        "case, so no label can hold it (write the charset in upper case, or set case_sensitive: true)")

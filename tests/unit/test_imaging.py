@@ -92,3 +92,40 @@ def test_model_input_shapes_and_range() -> None:
     assert np.allclose(color * 255, image, atol=0.5)
     expected = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     assert np.allclose(to_model_input(image, 60, 160, 1)[..., 0] * 255, expected, atol=0.5)
+
+
+def test_read_image_file_reads_a_regular_file_within_the_limit(tmp_path: Path) -> None:
+    from solver.imaging import MAX_IMAGE_BYTES, read_image_file
+
+    data = CaptchaDrawer().png("AB12")
+    (tmp_path / "a.png").write_bytes(data)
+    assert read_image_file(tmp_path / "a.png") == data
+    big = tmp_path / "big.png"
+    with big.open("wb") as sparse:  # sparse: no disk space used
+        sparse.truncate(MAX_IMAGE_BYTES + 1)
+    with pytest.raises(ImageError) as caught:
+        read_image_file(big)
+    assert str(caught.value) == (
+        f"{big}: {MAX_IMAGE_BYTES + 1} bytes is more than the {MAX_IMAGE_BYTES} allowed for one "
+        "captcha (is this really a captcha image?)")
+    with pytest.raises(ImageError, match=r"big.png: .* more than the 10 allowed"):
+        read_image_file(big, max_bytes=10)
+
+
+def test_read_image_file_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    """A device would be read without end, a FIFO would block: both are refused unread."""
+    import os
+
+    from solver.imaging import read_image_file
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    cases = {fifo: "a FIFO", Path("/dev/zero"): "a character device", tmp_path: "a folder"}
+    for path, kind in cases.items():
+        with pytest.raises(ImageError) as caught:
+            read_image_file(path)
+        assert str(caught.value) == f"{path}: not a regular file but {kind} (give a captcha image file)"
+        with pytest.raises(ImageError, match="not a regular file"):
+            read_image(path)
+    with pytest.raises(ImageError, match=r"nothing.png: cannot read it \(No such file or directory\)"):
+        read_image_file(tmp_path / "nothing.png")

@@ -208,8 +208,8 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_top_level_must_be_a_mapping() -> None:
     assert problems(["a", "b"]) == [
-        "p/shop.yaml: (top level): expected a mapping of keys, got a list (start the file with "
-        "keys such as name:, url:, captcha:, form:, format:)"
+        "p/shop.yaml: (top level): not a site profile: its top level is a list, not a mapping of "
+        "keys (start the file with keys such as name:, url:, captcha:, form:, format:)"
     ]
 
 
@@ -341,3 +341,244 @@ def test_pre_steps_take_values_from_the_environment_only() -> None:
     assert fill.value_from({"SHOP_USER": "alice"}) == "alice"
     with pytest.raises(UsageError, match=r"needs the environment variable SHOP_USER \(export SHOP_USER=...\)"):
         fill.value_from({})
+
+
+# ---------------------------------------------------------------------------
+# bad input: files that are not profiles, bombs, duplicate keys, long values
+
+START_FIX = "(start the file with keys such as name:, url:, captcha:, form:, format:)"
+PASSWD = ("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+          "alice:SECRET-HASH:1000:1000::/home/alice:/bin/bash\n")
+
+
+def load_problems(text: str, path: str = "p/shop.yaml") -> list[str]:
+    with pytest.raises(ProfileError) as caught:
+        load_profile_text(text, path)
+    return caught.value.problems
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    (PASSWD, "a string"),
+    ("- root\n- alice\n", "a list"),
+    ("42\n", "a number"),
+    ("true\n", "a boolean"),
+    ("", "empty"),
+    ("# only a comment\n", "empty"),
+])
+def test_a_file_that_is_not_a_mapping_is_not_quoted(tmp_path: Path, text: str, kind: str) -> None:
+    path = tmp_path / "shop.yaml"
+    path.write_text(text)
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path)
+    assert caught.value.problems == [
+        f"{path}: (top level): not a site profile: its top level is {kind}, not a mapping of "
+        f"keys {START_FIX}"
+    ]
+
+
+def test_a_mapping_without_any_profile_key_is_not_quoted() -> None:
+    assert load_problems("password: SECRET\nuser: alice\n") == [
+        f"p/shop.yaml: (top level): not a site profile: none of its keys is a profile key {START_FIX}"
+    ]
+
+
+def test_registry_refuses_a_path_that_is_not_a_yaml_file(tmp_path: Path) -> None:
+    secret = tmp_path / "passwd"
+    secret.write_text(PASSWD)
+    for site in (str(secret), "../../etc/passwd"):
+        with pytest.raises(ProfileError) as caught:
+            ProfileRegistry(tmp_path).load(site)
+        assert caught.value.problems == [
+            f"{site}: (file): not a profile file, its name does not end in .yaml or .yml (give a "
+            "profile name, or the path of a .yaml or .yml file; `solver profiles list` shows the names)"
+        ]
+
+
+@pytest.mark.parametrize("command", ["show", "check"])
+def test_cli_never_prints_a_file_that_is_not_a_profile(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    from solver.cli import main
+
+    for name in ("passwd", "passwd.yaml"):
+        secret = tmp_path / name
+        secret.write_text(PASSWD)
+        argv = (["profiles", "show", "--site", str(secret)] if command == "show"
+                else ["profiles", "check", str(secret)])
+        assert main(argv) != 0
+        captured = capsys.readouterr()
+        output = captured.out + captured.err
+        assert "SECRET" not in output and "root:x" not in output
+        assert "not a profile file" in output or "not a site profile" in output
+
+
+def test_long_values_are_quoted_short() -> None:
+    (line,) = problems(variant(url="x" * 5000))
+    assert line == ("p/shop.yaml: url: '" + "x" * 55 + "...' is "
+                    "not an http, https or file URL (write a full URL such as "
+                    "http://127.0.0.1:8765/example/)")
+    (line,) = problems(variant(format__length=list(range(5000))))
+    assert len(line) < 300 and line.startswith(
+        "p/shop.yaml: format.length: expected a number or [min, max], got [0, 1, 2, 3, 4, 5, ...]")
+    (line,) = problems(variant(form__input=10 ** 5000))
+    assert line == ("p/shop.yaml: form.input: expected a string, got the number <a number of about "
+                    "5001 digits> (quote it, e.g. \"text\")")
+    (line,) = problems(variant(**{"captcha__" + "k" * 3000: 1}))
+    assert len(line) < 300 and line.startswith("p/shop.yaml: captcha.'kkkkkkkkkk")
+
+
+def test_many_problems_are_capped() -> None:
+    lines = problems(variant(**{f"unknown{i}": i for i in range(100)}))
+    assert len(lines) == 21
+    assert lines[-1] == "p/shop.yaml: ... and 80 more problems (fix these first)"
+
+
+def test_files_over_one_megabyte_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "shop.yaml"
+    path.write_text("# " + "x" * 1_000_000 + "\n")
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path)
+    assert caught.value.problems == [
+        f"{path}: (file): is 1,000,003 bytes, over the 1 MB limit for a profile (a profile is a "
+        "few KB of YAML; check that this is the right file)"
+    ]
+    assert load_problems("#" * 1_000_001) == [
+        "p/shop.yaml: (file): is 1,000,001 bytes, over the 1 MB limit for a profile (a profile "
+        "is a few KB of YAML; check that this is the right file)"
+    ]
+
+
+def alias_bomb(levels: int) -> str:
+    """Billion laughs: each level repeats the one below nine times; format.length uses the top."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    profile = yaml.safe_dump(variant(format__length=0), sort_keys=False)
+    return "\n".join(lines) + "\n" + profile.replace("length: 0", f"length: *a{levels}")
+
+
+@pytest.mark.parametrize("levels", [7, 8])
+def test_yaml_alias_bombs_are_refused_at_once(levels: int) -> None:
+    import time
+
+    start = time.perf_counter()
+    lines = load_problems(alias_bomb(levels))
+    assert time.perf_counter() - start < 1.0
+    assert lines == [
+        "p/shop.yaml: line 5: YAML aliases expand to more than 10,000 values (each alias repeats "
+        "everything under its anchor; a profile needs a few hundred values, so write them out or "
+        "use fewer aliases)"
+    ]
+    assert len("\n".join(lines)) < 500
+
+
+def test_small_aliases_still_work() -> None:
+    text = ("zz: &sizes [40, 50]\n" + yaml.safe_dump(variant(synthetic={"noise_dots": 3}))
+            ).replace("noise_dots: 3", "font_sizes: *sizes")
+    with pytest.raises(ProfileError) as caught:
+        load_profile_text(text, "p/shop.yaml")
+    assert caught.value.problems == [  # the alias itself is fine; only the extra key is refused
+        "p/shop.yaml: zz: unknown key (remove it; allowed here: name, url, description, "
+        "captcha, form, format, model, synthetic, steps)"]
+    shared = yaml.safe_dump(variant(synthetic={"variants": [{"font_sizes": [1]}, {"noise_dots": 2}]}))
+    shared = shared.replace("- font_sizes:\n    - 1", "- font_sizes: &sizes [40, 50]").replace(
+        "noise_dots: 2", "font_sizes: *sizes")
+    profile = load_profile_text(shared, "p/shop.yaml")
+    assert [look.font_sizes for look in profile.synthetic.looks()] == [(40, 50), (40, 50)]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("a: &a [1, *a]\n",
+     "p/shop.yaml: line 1: alias *a is used inside its own anchor &a (a profile cannot contain "
+     "itself; write the values out)"),
+    ("a: " + "[" * 40 + "]" * 40 + "\n",
+     "p/shop.yaml: line 1: nested more than 32 levels deep (a profile nests 5 at most; check the "
+     "brackets and the indentation)"),
+    ("a: [" + ", ".join(["1"] * 10_001) + "]\n",
+     "p/shop.yaml: line 1: the file holds more than 10,000 values (a profile needs a few hundred; "
+     "check that this is the right file)"),
+    ("length: " + "1" * 5000 + "\n",
+     "p/shop.yaml: line 1: the number '" + "1" * 55 + "...' "
+     "has more than 100 digits (no profile setting needs one; check the value)"),
+    ("when: 2020-02-30\n",
+     "p/shop.yaml: line 1: '2020-02-30' is not a valid timestamp (fix it, or quote it to keep it "
+     "as text)"),
+    ("when: !!int nine\n",
+     "p/shop.yaml: line 1: 'nine' is not a valid int (fix it, or quote it to keep it as text)"),
+    ("a: \x00\n",
+     "p/shop.yaml: line 1, column 4: invalid YAML: unacceptable character #x0000: special "
+     "characters are not allowed (check the indentation, and quote values that contain ': ' or "
+     "start with a symbol)"),
+])
+def test_hostile_yaml_gets_one_short_line(text: str, expected: str) -> None:
+    assert load_problems(text) == [expected]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("url: http://a/\nname: shop\nurl: http://b/\n",
+     "p/shop.yaml: line 3: key 'url' written twice, on lines 1 and 3 (keep one of them)"),
+    ("format:\n  charset: '01'\n  length: 4\n  'charset': '0123'\n",
+     "p/shop.yaml: line 4: key 'charset' written twice, on lines 2 and 4 (keep one of them)"),
+    ("synthetic: {variants: [{grayscale: true, grayscale: false}]}\n",
+     "p/shop.yaml: line 1: key 'grayscale' written twice, on lines 1 and 1 (keep one of them)"),
+])
+def test_duplicate_keys_are_refused(text: str, expected: str) -> None:
+    assert load_problems(text) == [expected]
+
+
+def test_a_merge_key_may_be_overridden() -> None:
+    text = yaml.safe_dump(variant(form=DELETE)) + (
+        "base: &base {input: '#a', submit: '#b'}\nform:\n  <<: *base\n  input: '#code'\n")
+    with pytest.raises(ProfileError) as caught:
+        load_profile_text(text, "p/shop.yaml")
+    assert [line.split(":")[1] for line in caught.value.problems] == [" base"]
+    text = text.replace("base: &base", "form: &base").replace("form:\n  <<", "other:\n  <<")
+    assert "written twice" not in str(pytest.raises(ProfileError, load_profile_text, text,
+                                                    "p/shop.yaml").value)
+
+
+@pytest.mark.parametrize(("charset", "expected"), [
+    ("0123\u200b", "holds U+200B ZERO WIDTH SPACE, which does not print (remove it; a charset "
+                   "lists only characters a person can see)"),
+    ("ab\u200dc\u00ad", "holds U+200D ZERO WIDTH JOINER, U+00AD SOFT HYPHEN, which do not print "
+                        "(remove them; a charset lists only characters a person can see)"),
+    ("abe\u0301", "holds U+0301 COMBINING ACUTE ACCENT, a combining mark that joins the "
+                  "character before it (write each accented letter as one character, e.g. 'é' "
+                  "as U+00E9 rather than e + U+0301, or remove the mark)"),
+    ("ab\x07", "holds U+0007 (a control character), which does not print (remove it; a charset "
+               "lists only characters a person can see)"),
+    ("A\u212b", "holds U+212B ANGSTROM SIGN, which Unicode normalises (NFC) to U+00C5 LATIN "
+                "CAPITAL LETTER A WITH RING ABOVE (write 'Å' instead: labels are compared "
+                "after NFC normalisation)"),
+])
+def test_charset_refuses_characters_that_do_not_print(charset: str, expected: str) -> None:
+    assert problems(variant(format__charset=charset)) == [f"p/shop.yaml: format.charset: {expected}"]
+
+
+def test_labels_are_compared_after_normalisation() -> None:
+    fmt = profile_from_data(variant(format__charset="0123é"), "p/shop.yaml").format
+    assert fmt.label_problem("e\u0301012") is None  # e + combining acute is the one letter é
+    assert fmt.normalise("e\u0301012") == "é012"
+    assert fmt.label_problem("01\u200b23") == ("'01\\u200b23' has characters outside the charset: "
+                                               "U+200B ZERO WIDTH SPACE")
+    assert fmt.label_problem("01 23") == "'01 23' has characters outside the charset: U+0020 SPACE"
+    assert fmt.label_problem("0" * 5000).startswith("'00000000000000000000000000")
+    assert len(fmt.label_problem("0" * 5000)) < 120
+
+
+@pytest.mark.parametrize(("charset", "expected"), [
+    ("AB1b", "p/shop.yaml: format: charset holds both cases of 'b' but case_sensitive is false "
+             "(keep one case in the charset, or set case_sensitive: true)"),
+    ("AB1c", "p/shop.yaml: format: charset holds 'c' but case_sensitive is false: labels are "
+             "folded to upper case, so no label can hold it (write the charset in upper case, or "
+             "set case_sensitive: true)"),
+    ("ABß", "p/shop.yaml: format: charset holds 'ß' but case_sensitive is false: labels are "
+            "folded to upper case, so no label can hold it (write the charset in upper case, or "
+            "set case_sensitive: true)"),
+    ("abß", None),
+])
+def test_a_charset_without_case_holds_only_what_folding_reaches(charset: str,
+                                                                expected: str | None) -> None:
+    data = variant(format__charset=charset, format__case_sensitive=False)
+    if expected is None:  # 'ß' folded to lower case is still 'ß'
+        assert profile_from_data(data, "p/shop.yaml").format.charset == charset
+    else:
+        assert problems(data) == [expected]

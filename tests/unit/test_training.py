@@ -138,7 +138,10 @@ def test_ctrl_c_keeps_the_best_model_so_far(profile_path: Path, tmp_path: Path) 
                "--synthetic", "2048", "--epochs", "50", "--patience", "99", "--batch-size", "32",
                "--workers", "1", "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                               # a suite started with `cmd &` ignores SIGINT, and children inherit
+                               # that: give the child Ctrl-C's meaning in a terminal
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdout is not None
     for line in process.stdout:
         if line.startswith("epoch 1/50"):
