@@ -571,12 +571,41 @@ def _port(text: str) -> int:
     return value
 
 
+#: the flags of a hand-made recipe, with their defaults; giving any of them means --recipe manual
+MANUAL_TRAIN_FLAGS = {"synthetic": 20_000, "real_fraction": 0.5, "start_from": None, "epochs": 30,
+                      "epoch_steps": 0, "augment_lookalikes": 0.0, "batch_size": 64,
+                      "patience": 6, "emphasise": None, "resume": False}
+
+
+def _train_recipe(args: argparse.Namespace) -> str:
+    """auto, real, general or manual: what --recipe says, else what the other flags imply."""
+    from solver.errors import UsageError
+
+    given = [name for name, default in MANUAL_TRAIN_FLAGS.items()
+             if getattr(args, name) not in (None, default if name == "resume" else None)]
+    if args.recipe is None:
+        return "auto" if args.data and not given and args.pipeline != "segment" else "manual"
+    if args.recipe != "manual" and given:
+        flags = ", ".join("--" + {"start_from": "from", "emphasise": "emphasise"}.get(
+            name, name.replace("_", "-")) for name in given)
+        raise UsageError(f"--recipe {args.recipe} chooses its own settings, so {flags} would be "
+                         "ignored: leave them out, or use --recipe manual")
+    if args.recipe != "manual" and not args.data:
+        raise UsageError(f"--recipe {args.recipe} trains on labelled images: give --data DIR "
+                         "(or use --recipe manual for look-alikes only)")
+    return args.recipe
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if args.debug else "3")
     from solver.profiles import ProfileRegistry
     from training.train import TrainOptions, train
 
     profile = ProfileRegistry(args.profiles_dir).load(args.site)
+    recipe = _train_recipe(args)
+    for name, default in MANUAL_TRAIN_FLAGS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     options = TrainOptions(
         profile=profile, data=[Path(d) for d in args.data], pipeline=args.pipeline,
         synthetic=args.synthetic, real_fraction=args.real_fraction,
@@ -589,7 +618,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         augment_lookalikes=args.augment_lookalikes, max_steps_per_epoch=args.epoch_steps,
         input_height=args.input_height, learning_rate=args.learning_rate,
         precision=args.precision, validation_synthetic=args.validation_lookalikes)
-    train(options, report=lambda line: print(line, flush=True))
+    report = lambda line: print(line, flush=True)  # noqa: E731
+    if recipe == "manual":
+        if args.unlabelled:
+            from solver.errors import UsageError
+
+            raise UsageError("--unlabelled is for the recipe choice (leave out the manual flags, "
+                             "or give --recipe auto); --recipe manual trains on --data only")
+        train(options, report=report)
+        return 0
+    from training.recipes import CANDIDATES, auto_train
+
+    if options.time_budget_s is None:
+        options.time_budget_s = 15 * 60
+    general = _models_dir(args) / "general"
+    if recipe == "general" and not (general / "metadata.json").is_file():
+        from solver.errors import UsageError
+
+        raise UsageError(f"--recipe general starts from {general}, which is not there "
+                         "(give --models-dir, or `make general-model`)")
+    auto_train(options, unlabelled=[Path(d) for d in args.unlabelled], report=report,
+               candidates=CANDIDATES if recipe == "auto" else (recipe,), general=general)
     return 0
 
 
@@ -885,20 +934,31 @@ def build_parser() -> argparse.ArgumentParser:
                           "validation still uses real labels only")
     training.add_argument("--pipeline", choices=("ctc", "segment"),
                           help="default: the profile's model.pipeline")
-    training.add_argument("--synthetic", type=int, default=20_000, metavar="N",
+    training.add_argument(
+        "--recipe", choices=("auto", "real", "general", "manual"), default=None,
+        help="auto (the default with --data): hold out part of the labels, try each recipe on "
+        "them within the time budget (real labels only; fine-tuning the general model; then "
+        "pseudo-labels of unlabelled images), keep the best; real or general: that recipe "
+        "alone, with the same choice of pseudo-labels; manual: exactly the flags below "
+        "(the default without --data, and whenever one of the flags below is given)")
+    training.add_argument("--unlabelled", action="append", default=[], metavar="DIR",
+                          help="images of the site without labels, for the recipe choice's "
+                          "pseudo-labels (a dataset's own unlabelled images count too); repeatable")
+    training.add_argument("--synthetic", type=int, default=None, metavar="N",
                           help="look-alike captchas to draw (0: none; default 20000)")
-    training.add_argument("--real-fraction", type=float, default=0.5,
+    training.add_argument("--real-fraction", type=float, default=None,
                           help="share of each batch taken from real images (default 0.5)")
     training.add_argument("--from", dest="start_from", metavar="MODEL_DIR",
                           help="fine-tune from this model folder")
-    training.add_argument("--epochs", type=int, default=30)
+    training.add_argument("--epochs", type=int, default=None, help="default 30")
     training.add_argument("--time-budget", type=float, metavar="MINUTES",
                           help="the whole run's time, drawing look-alikes included: stop (keeping "
-                          "the best epoch) when the next epoch would pass it")
-    training.add_argument("--epoch-steps", type=int, default=0, metavar="N",
+                          "the best epoch) when the next epoch would pass it (default 15 with "
+                          "the recipe choice; none with --recipe manual)")
+    training.add_argument("--epoch-steps", type=int, default=None, metavar="N",
                           help="at most N batches an epoch, each epoch a fresh random part of a "
                           "large set (0: the whole set; default)")
-    training.add_argument("--augment-lookalikes", type=float, default=0.0, metavar="STRENGTH",
+    training.add_argument("--augment-lookalikes", type=float, default=None, metavar="STRENGTH",
                           help="warp look-alikes afresh every epoch, so a set seen many times "
                           "is not learnt by heart; it blurs fine detail (0 vs O in the captcha "
                           "package's look lost accuracy), so 0, off, is the default")
@@ -913,9 +973,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="bfloat16: the layers compute in bfloat16, faster where the CPU "
                           "has it natively (AVX512-BF16, AMX) or on a GPU; the saved model is "
                           "float32 either way (default float32)")
-    training.add_argument("--batch-size", type=int, default=64)
-    training.add_argument("--patience", type=int, default=6,
-                          help="stop after this many epochs without a better validation score")
+    training.add_argument("--batch-size", type=int, default=None, help="default 64")
+    training.add_argument("--patience", type=int, default=None,
+                          help="stop after this many epochs without a better validation score "
+                          "(default 6)")
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--out", metavar="DIR", help="model folder (default: models/NAME)")
     training.add_argument("--resume", action="store_true",

@@ -81,6 +81,12 @@ class TrainOptions:
     max_steps_per_epoch: int = 0  # large sets: shorter epochs (each a fresh random part of the set)
     augment_lookalikes: float = 0.0  # strength of the random warps look-alikes get each epoch (0: none)
     precision: str = "float32"  # or "bfloat16": layers compute in bfloat16 (see models.PRECISIONS)
+    # set by training.recipes, which splits the labels once and runs train() several times:
+    samples: list[Sample] | None = None  # the training images, checked already (no --data read)
+    validation_samples: list[Sample] | None = None  # the held-out images (no split of samples)
+    keep_last: bool = False  # no validation at all: keep the last epoch (a final pass on all labels)
+    recipe: dict[str, Any] | None = None  # what the recipe choice tried, for the metadata
+    export_lite: bool = True  # False: the Keras model only (a recipe's trial, exported if kept)
 
 
 @dataclass
@@ -204,10 +210,12 @@ class _Progress(keras.callbacks.Callback):
         eta = elapsed / max(done, 1) * remaining
         if self.options.time_budget_s is not None:  # the budget ends the run first
             eta = min(eta, max(0.0, self.options.time_budget_s - spent))
+        checked = ("no validation" if not self.validation_labels else
+                   f"validation {accuracy:.2%} (best {self.state['best_accuracy']:.2%} at epoch "
+                   f"{self.state['best_epoch']})")
         self.report(
             f"epoch {epoch + 1}/{self.options.epochs}: loss {logs.get('loss', float('nan')):.3f}, "
-            f"validation {accuracy:.2%} (best {self.state['best_accuracy']:.2%} at epoch "
-            f"{self.state['best_epoch']}), {self.images_per_epoch / max(seconds, 1e-9):.0f} images/s, "
+            f"{checked}, {self.images_per_epoch / max(seconds, 1e-9):.0f} images/s, "
             f"ETA {_duration(eta)}")
         if epoch + 1 - self.state["best_epoch"] >= self.options.patience:
             self.stopped_by = "early stopping"
@@ -288,8 +296,11 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
     random.seed(options.seed)
     started = time.monotonic()
 
-    samples, label_report = gather_samples(options)
-    if options.data:
+    if options.samples is not None:
+        samples, label_report = list(options.samples), LabelReport(kept=list(options.samples))
+    else:
+        samples, label_report = gather_samples(options)
+    if options.data and options.samples is None:
         for line in label_report.lines():
             report(line)
         labels = label_summary(samples)
@@ -327,9 +338,12 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
                          f"{fmt.max_length} characters (use a wider input)")
 
     real_labelled = [sample for sample in samples if not sample.pseudo]
-    train_samples, validation_samples = (split_samples(real_labelled, options.validation_fraction,
-                                                       options.seed)
-                                         if len(real_labelled) >= 20 else (real_labelled, []))
+    if options.validation_samples is not None:
+        train_samples, validation_samples = real_labelled, list(options.validation_samples)
+    else:
+        train_samples, validation_samples = (split_samples(real_labelled, options.validation_fraction,
+                                                           options.seed)
+                                             if len(real_labelled) >= 20 else (real_labelled, []))
     train_samples += [sample for sample in samples if sample.pseudo]  # a guess never validates
     real, load_report = load_samples(train_samples, config.height, config.width)
     validation, _ = load_samples(validation_samples, config.height, config.width)
@@ -347,7 +361,9 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
                                     seed=options.seed * 1000 + len(state.get("history", [])),
                                     workers=options.workers, emphasis=emphasis)
         report(f"look-alikes: {len(synthetic)} drawn in {time.monotonic() - drawn_at:.1f} s")
-    if not len(validation):
+    if not len(validation) and options.keep_last:
+        report("no validation: the last epoch is kept")
+    elif not len(validation):
         validation = draw_lookalikes(profile, options.validation_synthetic, config.height,
                                      config.width, seed=options.seed * 1000 + 999_999,
                                      workers=options.workers)
@@ -417,17 +433,20 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
                   "epochs": state.get("epoch", 0), "best_epoch": state.get("best_epoch"),
                   "stopped_by": progress.stopped_by, "config": config.to_dict(),
                   "quantized": options.quantize, "precision": precision,
-                  "seconds": round(time.monotonic() - started, 1)},
-        metrics={"validation_sequence_accuracy": state.get("best_accuracy"),
+                  "seconds": round(time.monotonic() - started, 1),
+                  **({"recipe": options.recipe} if options.recipe else {})},
+        metrics={"validation_sequence_accuracy": None if options.keep_last else state.get("best_accuracy"),
                  "validation_images": len(validation),
-                 "validation_source": "real" if validation_samples else "synthetic"},
+                 "validation_source": ("none" if options.keep_last and not len(validation) else
+                                       "real" if validation_samples else "synthetic")},
         versions=_versions(),
     )
-    _export(inference, out, metadata, options.quantize)
+    _export(inference, out, metadata, options.quantize, lite=options.export_lite)
     _write_json(out / "history.json", {"history": state.get("history", [])})
     seconds = time.monotonic() - started
-    report(f"saved {out} (validation sequence accuracy {state.get('best_accuracy', 0):.2%}, "
-           f"{_duration(seconds)}; stopped by {progress.stopped_by})")
+    checked = ("no validation, last epoch kept" if options.keep_last and not len(validation) else
+               f"validation sequence accuracy {state.get('best_accuracy', 0):.2%}")
+    report(f"saved {out} ({checked}, {_duration(seconds)}; stopped by {progress.stopped_by})")
     return TrainResult(out, float(state.get("best_accuracy", 0.0)), int(state.get("epoch", 0)),
                        seconds, progress.stopped_by, label_report, state.get("history", []))
 
@@ -450,14 +469,16 @@ def _train_segment(options: TrainOptions, samples: list[Sample], label_report: L
                        label_report, [])
 
 
-def _export(inference: keras.Model, out: Path, metadata: ModelMetadata, quantize: bool) -> None:
+def _export(inference: keras.Model, out: Path, metadata: ModelMetadata, quantize: bool,
+            lite: bool = True) -> None:
     """Write the model files atomically, metadata last (readers go by the metadata)."""
     keras_temporary = out / f".{KERAS_FILE}.tmp.keras"
     inference.save(keras_temporary)
     os.replace(keras_temporary, out / KERAS_FILE)
-    lite_temporary = out / f".{LITE_FILE}.tmp"
-    export_lite(inference, lite_temporary, quantize=quantize)
-    os.replace(lite_temporary, out / LITE_FILE)
+    if lite:
+        lite_temporary = out / f".{LITE_FILE}.tmp"
+        export_lite(inference, lite_temporary, quantize=quantize)
+        os.replace(lite_temporary, out / LITE_FILE)
     write_metadata(out, metadata)
 
 

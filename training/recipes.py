@@ -1,0 +1,334 @@
+"""The recipe choice: ``solver train --site X --data D`` finds what works for this site.
+
+No single way of training suits every site: look-alikes that do not resemble a
+site cost accuracy, a few hundred labels want a long, strongly augmented
+schedule, a model pre-trained on many looks starts faster. So the default
+command decides from the data, within its time budget:
+
+1. It holds out part of the real labels (a fifth, 10 to 200 of them); every
+   score below is sequence accuracy on these, which no training run sees.
+2. It trains each candidate recipe for a share of the budget:
+
+   * ``real``: the site's labels only, augmented afresh every step, in a long
+     schedule of small batches;
+   * ``general``: the same, starting from the shipped general model
+     (``models/general``, many looks; its output layer is learnt afresh for
+     the site's charset).
+
+3. The best of them trains on, in rounds, for the rest of the budget. With
+   unlabelled images of the site (the dataset's own, or ``--unlabelled``), each
+   round starts by letting the best model so far label them where it is sure
+   and consistent (the same reading, at least ``min_confidence`` sure, on the
+   image and on two random warps of it): the round's student, starting from
+   that model, trains on the labels plus these pseudo-labels. A round is kept
+   only if it reads the held-out labels at least as well; one that reads them
+   worse ends the rounds.
+4. When the held-out labels are a large share of what there is (fewer than
+   ``all_labels_below`` labels), the kept model is fine-tuned briefly on all
+   labels, held-out ones included.
+
+It prints each step and score, and ``metadata.json`` records them under
+``training.recipe``. Every choice goes by the held-out score, never by a
+figure measured on the development sets.
+
+    result = auto_train(TrainOptions(profile, data=[Path("data/site")], time_budget_s=900),
+                        unlabelled=[Path("data/site-unlabelled")])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from solver.artifacts import KERAS_FILE, LITE_FILE, read_metadata, write_metadata
+from solver.charset import Charset
+from solver.dataset import Sample, read_labelled_folder, split_samples
+from solver.errors import UsageError
+from training.data import as_model_input, load_samples
+from training.models import CTCConfig
+from training.synth import augment
+from training.train import CHECKPOINT_DIR, TrainOptions, TrainResult, gather_samples, train
+
+logger = logging.getLogger(__name__)
+
+CANDIDATES = ("real", "general")
+GENERAL_MODEL = Path("models") / "general"
+MIN_LABELS = 30  # fewer cannot be split into a training and a held-out part worth the name
+
+
+@dataclass
+class RecipePlan:
+    """How the budget is shared; fractions of the whole budget."""
+
+    candidate_share: float = 0.2  # each candidate
+    round_share: float = 0.25  # each round of the kept recipe (with pseudo-labels where there are)
+    final_share: float = 0.1  # the last pass on all labels
+    min_confidence: float = 0.9  # pseudo-labels' confidence where the held-out labels cannot tell
+    pseudo_precision: float = 0.98  # how right the held-out readings above the threshold must be
+    all_labels_below: int = 1000  # do the last pass when there are fewer labels than this
+    min_unlabelled: int = 50  # semi-supervised rounds need at least this many images
+
+
+@dataclass
+class Attempt:
+    name: str
+    held_out_accuracy: float
+    seconds: float
+    model_dir: Path
+    note: str = ""
+
+    def record(self) -> dict[str, Any]:
+        return {"name": self.name, "held_out_accuracy": round(self.held_out_accuracy, 4),
+                "seconds": round(self.seconds, 1), **({"note": self.note} if self.note else {})}
+
+
+def recipe_options(base: TrainOptions, name: str, out: Path, budget_s: float,
+                   general: Path | None) -> TrainOptions:
+    """The options of candidate ``name``: real labels only, in a long augmented schedule."""
+    return dataclasses.replace(
+        base, synthetic=0, real_fraction=1.0, batch_size=32, epochs=100_000, patience=25,
+        min_steps_per_epoch=40, out=out, time_budget_s=budget_s, resume=False,
+        start_from=general if name == "general" else None, quantize=False, export_lite=False)
+
+
+def unlabelled_images(folders: Sequence[Path], data_report_unlabelled: Sequence[Sample],
+                      exclude: set[Path]) -> list[Path]:
+    """Images without a usable label: the data folders' unlabelled rows and ``folders``' images."""
+    paths = [sample.path for sample in data_report_unlabelled]
+    for folder in folders:
+        paths.extend(sample.path for sample in read_labelled_folder(folder, pseudo_labels=True))
+    seen: set[Path] = set()
+    out = []
+    for path in paths:
+        key = path.resolve()
+        if key not in seen and key not in exclude:
+            seen.add(key)
+            out.append(path)
+    return out
+
+
+@dataclass
+class Readings:
+    """A model's readings of some images: text, confidence, and whether two warps agree."""
+
+    paths: list[Path]
+    texts: list[str]
+    confidences: list[float]
+    stable: list[bool]
+
+
+def read_with_warps(model_dir: Path, options: TrainOptions, paths: Sequence[Path],
+                    seed: int) -> Readings:
+    """Read ``paths`` with ``model_dir`` as they are and under two random warps."""
+    fmt = options.profile.format
+    metadata = read_metadata(model_dir)
+    config = CTCConfig.from_dict(metadata.training["config"])
+    inference = keras.models.load_model(model_dir / KERAS_FILE, safe_mode=True, compile=False)
+    charset = Charset(fmt.charset, fmt.case_sensitive)
+    indexed = [Sample(path, str(index)) for index, path in enumerate(paths)]
+    images, _ = load_samples(indexed, config.height, config.width)  # unreadable ones drop out
+    kept = [paths[int(index)] for index in images.labels]
+    if not len(images):
+        return Readings([], [], [], [])
+    rng = np.random.default_rng(seed)
+    views = []
+    for view in (images.images, augment(images.images, rng, 0.7), augment(images.images, rng, 0.7)):
+        decoded = []
+        for start in range(0, len(view), 256):
+            probabilities = keras.ops.convert_to_numpy(
+                inference(as_model_input(view[start:start + 256]), training=False))
+            decoded.extend(charset.decode_ctc_batch(probabilities))
+        views.append(decoded)
+    texts = [text for text, _ in views[0]]
+    return Readings(kept, [fmt.normalise(text) for text in texts],
+                    [confidence for _, confidence in views[0]],
+                    [all(view[i][0] == text for view in views[1:]) for i, text in enumerate(texts)])
+
+
+def sure_threshold(readings: Readings, truths: Sequence[str], precision: float = 0.98,
+                   fallback: float = 0.9) -> float:
+    """The lowest confidence at which the stable readings of labelled images are ``precision`` right.
+
+    Measured on the held-out labels, so the pseudo-labels' threshold suits this
+    model and this site rather than one figure for all; ``fallback`` where too
+    few held-out readings are stable to tell.
+    """
+    pairs = sorted(((confidence, text == truth) for text, confidence, stable, truth
+                    in zip(readings.texts, readings.confidences, readings.stable, truths)
+                    if stable), reverse=True)
+    if len(pairs) < 10:
+        return fallback
+    threshold, right = fallback, 0
+    for count, (confidence, correct) in enumerate(pairs, start=1):
+        right += correct
+        if count >= 10 and right / count >= precision:
+            threshold = min(threshold, confidence)
+        elif count >= 10:
+            break
+    return max(threshold, 0.2)
+
+
+def pseudo_labels(model_dir: Path, options: TrainOptions, paths: Sequence[Path],
+                  min_confidence: float, seed: int) -> list[Sample]:
+    """The readings of ``model_dir`` that are sure and stable under two random warps, as pseudo-labels."""
+    fmt = options.profile.format
+    readings = read_with_warps(model_dir, options, paths, seed)
+    return [Sample(path, text, pseudo=True) for path, text, confidence, stable
+            in zip(readings.paths, readings.texts, readings.confidences, readings.stable)
+            if stable and confidence >= min_confidence and fmt.label_problem(text) is None]
+
+
+def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
+               report: Callable[[str], None] = print, plan: RecipePlan | None = None,
+               candidates: Sequence[str] = CANDIDATES, general: Path | None = GENERAL_MODEL
+               ) -> TrainResult:
+    """Choose the recipe on held-out labels within ``options.time_budget_s``; save the best.
+
+    ``general``: the model the ``general`` recipe starts from (left out where it is missing).
+    """
+    plan = plan or RecipePlan()
+    started = time.monotonic()
+    budget = options.time_budget_s or 15 * 60
+    out = Path(options.out or Path("models") / options.profile.name)
+    work = out / CHECKPOINT_DIR / "recipes"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+
+    samples, label_report = gather_samples(options)
+    for line in label_report.lines():
+        report(line)
+    real = [sample for sample in samples if not sample.pseudo]
+    if len(real) < MIN_LABELS:
+        raise UsageError(f"{len(real)} usable labels: the recipe choice needs at least {MIN_LABELS} "
+                         "to hold some out (label more with `solver label`, or choose a recipe "
+                         "with --recipe real or --recipe general)")
+    fraction = min(200, max(10, round(0.2 * len(real)))) / len(real)
+    train_part, held_out = split_samples(real, fraction, options.seed)
+    extra = [sample for sample in samples if sample.pseudo]  # --pseudo-labels: train only
+    pool = unlabelled_images(unlabelled, label_report.refused.get("empty labels", []),
+                             {s.path.resolve() for s in samples})
+    general = general if general is not None and (general / KERAS_FILE).is_file() else None
+    names = [name for name in candidates if name != "general" or general is not None]
+    report(f"recipe choice: {len(train_part)} labels to train, {len(held_out)} held out to score, "
+           f"{len(pool)} unlabelled images; budget {budget / 60:.1f} min; trying "
+           + ", ".join(names))
+
+    def left() -> float:
+        return budget - (time.monotonic() - started)
+
+    def run(name: str, run_options: TrainOptions) -> Attempt:
+        began = time.monotonic()
+        result = train(run_options, report=lambda line: report(f"  [{name}] {line}"))
+        attempt = Attempt(name, result.best_accuracy, time.monotonic() - began, result.model_dir)
+        report(f"recipe {name}: {attempt.held_out_accuracy:.2%} of {len(held_out)} held-out "
+               f"labels ({attempt.seconds / 60:.1f} min)")
+        return attempt
+
+    attempts: list[Attempt] = []
+    base = dataclasses.replace(options, samples=train_part + extra, validation_samples=held_out)
+    for index, name in enumerate(names):
+        share = min(plan.candidate_share * budget, left() / (len(names) - index) * 0.9)
+        attempts.append(run(name, recipe_options(base, name, work / name, share, general)))
+    best = max(attempts, key=lambda attempt: attempt.held_out_accuracy)
+    report(f"recipe choice: {best.name} reads the held-out labels best; it trains on with the "
+           "rest of the budget")
+
+    last_pass = len(real) < plan.all_labels_below
+    reserve = plan.final_share * budget if last_pass else 0.0
+    rounds = 0
+    while left() - reserve > max(30.0, 0.05 * budget) and best.held_out_accuracy < 1.0:
+        rounds += 1
+        guessed: list[Sample] = []
+        if len(pool) >= plan.min_unlabelled:
+            threshold = sure_threshold(
+                read_with_warps(best.model_dir, options, [s.path for s in held_out], options.seed),
+                [s.label for s in held_out], plan.pseudo_precision, plan.min_confidence)
+            guessed = pseudo_labels(best.model_dir, options, pool, threshold,
+                                    options.seed + rounds)
+            report(f"round {rounds}: {best.name} is sure of {len(guessed)} of {len(pool)} "
+                   f"unlabelled images (confidence at least {threshold:.2f}, where its held-out "
+                   f"readings are {plan.pseudo_precision:.0%} right)"
+                   + ("" if len(guessed) >= plan.min_unlabelled else "; too few to use"))
+            if len(guessed) < plan.min_unlabelled:
+                guessed = []
+        name = f"{best.name.split('+')[0]}+{'pseudo' if guessed else 'more'}{rounds}"
+        share = min(left() - reserve, plan.round_share * budget)
+        student = dataclasses.replace(
+            recipe_options(base, best.name.split("+")[0], work / name, share, None),
+            samples=train_part + extra + guessed, start_from=best.model_dir,
+            learning_rate=options.learning_rate / 3)
+        attempt = run(name, student)
+        if guessed:
+            attempt.note = f"{len(guessed)} pseudo-labels"
+        attempts.append(attempt)
+        if attempt.held_out_accuracy < best.held_out_accuracy:
+            report(f"  {name} reads fewer held-out labels than {best.name}: {best.name} stays")
+            break
+        best = attempt
+
+    final = best
+    record: dict[str, Any] = {"chosen": best.name.split("+")[0], "kept": best.name,
+                              "held_out": len(held_out), "trained_on": len(train_part),
+                              "unlabelled": len(pool), "tried": [a.record() for a in attempts],
+                              "held_out_accuracy": round(best.held_out_accuracy, 4),
+                              "all_labels_pass": False}
+    if last_pass and left() > 20:
+        guessed = [] if "+pseudo" not in best.name else pseudo_labels(
+            best.model_dir, options, pool, sure_threshold(
+                read_with_warps(best.model_dir, options, [s.path for s in held_out], options.seed),
+                [s.label for s in held_out], plan.pseudo_precision, plan.min_confidence),
+            options.seed + 99)
+        record["all_labels_pass"] = True
+        last = dataclasses.replace(
+            recipe_options(base, best.name.split("+")[0], work / "all-labels",
+                           min(max(reserve, 20.0), left() - 10), None),
+            samples=real + extra + guessed, validation_samples=[], keep_last=True,
+            start_from=best.model_dir, learning_rate=options.learning_rate / 5, patience=10**6)
+        report(f"last pass: {best.name} on all {len(real)} labels"
+               + (f" and {len(guessed)} pseudo-labels" if guessed else "")
+               + " (the held-out score above stays its measure)")
+        began = time.monotonic()
+        result = train(last, report=lambda line: report(f"  [all labels] {line}"))
+        final = Attempt("all-labels", best.held_out_accuracy, time.monotonic() - began,
+                        result.model_dir)
+    record["seconds"] = round(time.monotonic() - started, 1)
+    _install(final.model_dir, out, record, options)
+    report(f"kept {best.name} ({best.held_out_accuracy:.2%} of {len(held_out)} held-out labels)"
+           + (", then a last pass on all labels" if record["all_labels_pass"] else "")
+           + f"; saved {out} in {record['seconds'] / 60:.1f} min")
+    return TrainResult(out, best.held_out_accuracy, 0, record["seconds"], "recipe choice",
+                       label_report, [])
+
+
+def _install(source: Path, out: Path, record: dict[str, Any], options: TrainOptions) -> None:
+    """Copy the kept model into ``out`` (exported again if it must be quantised), metadata last."""
+    metadata = read_metadata(source)
+    training = {**metadata.training, "recipe": record, "data": [str(p) for p in options.data],
+                "seconds": record["seconds"]}
+    metrics = {**metadata.metrics, "validation_sequence_accuracy": record["held_out_accuracy"],
+               "validation_images": record["held_out"], "validation_source": "real (held out)"}
+    metadata = dataclasses.replace(metadata, training={**training, "quantized": options.quantize},
+                                   metrics=metrics)
+    from training.models import export_lite
+
+    out.mkdir(parents=True, exist_ok=True)
+    inference = keras.models.load_model(source / KERAS_FILE, safe_mode=True, compile=False)
+    export_lite(inference, out / f".{LITE_FILE}.tmp", quantize=options.quantize)
+    (out / f".{LITE_FILE}.tmp").replace(out / LITE_FILE)
+    for name in (KERAS_FILE, "history.json"):
+        if (source / name).is_file():
+            shutil.copyfile(source / name, out / f".{name}.tmp")
+            (out / f".{name}.tmp").replace(out / name)
+    write_metadata(out, metadata)
+    (out / CHECKPOINT_DIR / "recipes" / "choice.json").write_text(json.dumps(record, indent=2) + "\n")
