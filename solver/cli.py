@@ -501,8 +501,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
             print(f"attempt {number}: read {attempt.text!r} (confidence {attempt.confidence:.3f}): "
                   f"{attempt.outcome}{detail}")
         stages = ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in result.ms.items())
+        slow = len(result.waits) - result.fallbacks
         print(("solved" if result.success else "NOT solved") + f" in {len(result.attempts)} "
-              f"attempt(s); page load {facts['load_ms']:.0f} ms; {stages}")
+              f"attempt(s); page load {facts['load_ms']:.0f} ms; {stages}; fallbacks "
+              f"{result.fallbacks}, other waits over 1 s {slow}")
     return 0 if result.success else 1
 
 

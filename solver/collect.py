@@ -37,7 +37,8 @@ from typing import Any
 from solver.capture import ResponseRecorder, grab_steps
 from solver.dataset import DatasetStore
 from solver.errors import SiteError, SolverError, UsageError
-from solver.page import debug_steps, open_steps, refresh_steps, submit_steps, wait_steps
+from solver.page import (Shown, Waits, debug_steps, next_captcha_steps, open_steps, refresh_steps,
+                         submit_steps)
 from solver.profiles import SiteProfile
 from solver.steps import Sleep, Steps, run_async
 
@@ -99,6 +100,12 @@ class CollectSummary:
     not_submitted: int = 0  # readings that broke the profile or were unsure: refreshed instead
     seconds: float = 0.0
     methods: dict[str, int] = field(default_factory=dict)
+    waits: Waits = field(default_factory=Waits)  # waits over a second, and fallbacks
+
+    @property
+    def fallbacks(self) -> int:
+        """Waits that ended in a fallback (a refresh that became a reload, ...)."""
+        return self.waits.fallback_count()
 
     @property
     def rate(self) -> float:
@@ -115,6 +122,7 @@ class CollectSummary:
                        f"not submitted (unsure or not fitting the profile) {self.not_submitted}")
         if self.methods:
             out.append("capture: " + ", ".join(f"{m} {n}" for m, n in sorted(self.methods.items())))
+        out.append(self.waits.summary())
         return out
 
 
@@ -140,8 +148,8 @@ class _Worker:
     def __init__(self, index: int, agent: _Collector, page: Any) -> None:
         self.index, self.agent, self.page = index, agent, page
         self.recorder = ResponseRecorder(page)
-        self.element: Any = None  # the loaded captcha, once the page shows one
-        self.fresh = False  # the shown captcha has not been grabbed yet
+        self.shown: Shown | None = None  # the loaded captcha, once the page shows one
+        self.tried: str | None = None  # after a submit: the fingerprint of the captcha tried
 
     def next_captcha(self) -> Steps[bytes]:
         """Steps: the pixels of a captcha not grabbed before, with retries and backoff."""
@@ -150,17 +158,20 @@ class _Worker:
         attempt = 0
         while True:
             try:
-                if self.element is None:
-                    self.element, _ = yield from open_steps(self.page, profile, None, options.timeout_ms)
-                elif not self.fresh:
-                    self.element, _ = yield from refresh_steps(self.page, profile, self.element,
-                                                               options.timeout_ms)
+                waits = agent.summary.waits
+                if self.shown is None:
+                    self.shown = yield from open_steps(self.page, profile, None, options.timeout_ms,
+                                                       waits=waits)
+                elif self.tried is None:
+                    self.shown = yield from refresh_steps(self.page, profile, self.shown,
+                                                          options.timeout_ms, waits)
                 else:  # after a submit the page shows a new captcha: wait for it
-                    self.element, _ = yield from wait_steps(self.page, profile, options.timeout_ms)
-                shot = yield from grab_steps(self.page, self.element, profile.captcha.capture,
+                    self.shown = yield from next_captcha_steps(self.page, profile, self.tried,
+                                                               options.timeout_ms, waits)
+                self.tried = None
+                shot = yield from grab_steps(self.page, self.shown.element, profile.captcha.capture,
                                              self.recorder)
                 _check_not_blank(shot.data, self.page.url, profile)
-                self.fresh = False
                 agent.summary.methods[shot.method] = agent.summary.methods.get(shot.method, 0) + 1
                 return shot.data
             except UsageError:  # e.g. a pre-step's environment variable is unset: retrying won't help
@@ -172,7 +183,7 @@ class _Worker:
                                     f"{str(error).splitlines()[0] if str(error) else ''}")
             agent.summary.failures += 1
             attempt += 1
-            self.element, self.fresh = None, False
+            self.shown, self.tried = None, None
             if attempt > options.retries:
                 stem = f"{time.strftime('%Y%m%d-%H%M%S')}-page{self.index}"
                 shot_path, html_path = yield from debug_steps(self.page, agent.out / "failures", stem)
@@ -183,11 +194,14 @@ class _Worker:
             yield Sleep(delay)
 
     def submit(self, text: str) -> Steps[str]:
-        outcome = yield from submit_steps(self.page, self.agent.profile, text,
-                                          self.agent.options.timeout_ms)
-        self.fresh = True  # the site shows a new captcha after every try
-        if outcome == "unknown":
-            self.element, self.fresh = None, False  # start again from the profile's URL
+        profile = self.agent.profile
+        tried = self.shown.fingerprint if self.shown is not None else None
+        outcome = yield from submit_steps(self.page, profile, text, self.agent.options.timeout_ms,
+                                          self.agent.summary.waits)
+        self.tried = tried  # the site shows a new captcha after every try
+        if outcome == "unknown" or (outcome == "accepted" and profile.form.success_url):
+            # start again from the profile's URL: the page said nothing, or it went elsewhere
+            self.shown, self.tried = None, None
         return outcome
 
 

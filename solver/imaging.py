@@ -28,6 +28,10 @@ from solver.errors import SolverError
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 MAX_SIDE = 4096
 MAX_PIXELS = 4096 * 1024
+#: an animated image (GIF, APNG, WebP) is read as all its frames laid over one another;
+#: more frames than this, or more pixels over all frames, is refused
+MAX_FRAMES = 64
+MAX_ANIMATION_PIXELS = 4 * MAX_PIXELS
 
 
 class ImageError(SolverError):
@@ -41,13 +45,32 @@ def _describe(data: bytes) -> str:
 
 def image_size(data: bytes) -> tuple[int, int]:
     """(width, height) from the header, without decoding pixels."""
+    width, height, _ = _header(data)
+    return width, height
+
+
+def _header(data: bytes) -> tuple[int, int, int]:
+    """(width, height, frames) without decoding pixels (frames: 1 for a still image)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():  # the size is checked by the caller, against tighter limits
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                return image.size
+                width, height = image.size
+                if not getattr(image, "is_animated", False):
+                    return width, height, 1
+                if width * height == 0:
+                    return width, height, 1
+                # counting parses frame headers only; stop as soon as the count is too many
+                frames = 1
+                while frames <= MAX_FRAMES:
+                    try:
+                        image.seek(frames)
+                    except EOFError:
+                        break
+                    frames += 1
+                return width, height, frames
     except Image.DecompressionBombError:
         raise ImageError(f"the image is far too large for a captcha ({_describe(data)}; "
                          "crop it to the captcha)") from None
@@ -59,25 +82,58 @@ def image_size(data: bytes) -> tuple[int, int]:
 def decode_image(data: bytes, source: str = "image") -> np.ndarray:
     """Decode image bytes to an RGB ``uint8`` array of shape (height, width, 3).
 
-    Transparent pixels are laid over white, as a page shows them.
+    Transparent pixels are laid over white, as a page shows them. An animated
+    image (GIF, APNG, WebP) is read whole: its frames, each as shown, laid over
+    one another darkest-first (:func:`darkest_frame`), for captchas whose
+    frames each show part of the answer; at most :data:`MAX_FRAMES` frames.
     """
     if not data:
         raise ImageError(f"{source}: empty (0 bytes); the captcha was not loaded yet?")
     if len(data) > MAX_IMAGE_BYTES:
         raise ImageError(f"{source}: {len(data)} bytes is more than the {MAX_IMAGE_BYTES} allowed "
                          "for one captcha (is this really a captcha image?)")
-    width, height = image_size(data)
+    width, height, frames = _header(data)
     if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
         raise ImageError(f"{source}: {width}x{height} pixels is too large for a captcha (at most "
                          f"{MAX_SIDE} a side and {MAX_PIXELS} pixels; crop it to the captcha)")
     if width == 0 or height == 0:
         raise ImageError(f"{source}: the image is empty ({width}x{height} pixels)")
+    if frames > 1:
+        if frames > MAX_FRAMES or frames * width * height > MAX_ANIMATION_PIXELS:
+            shown = f"more than {MAX_FRAMES}" if frames > MAX_FRAMES else str(frames)
+            raise ImageError(f"{source}: an animated image of {shown} frames of {width}x{height} "
+                             f"pixels is too much for a captcha (at most {MAX_FRAMES} frames and "
+                             f"{MAX_ANIMATION_PIXELS} pixels over all of them)")
+        return darkest_frame(_frames_with_pillow(data, source))
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:  # formats OpenCV does not read (GIF): let Pillow do it
         array = _decode_with_pillow(data, source)
     else:
         array = _to_rgb(array)
     return array
+
+
+def darkest_frame(frames: list[np.ndarray]) -> np.ndarray:
+    """The frames of an animation laid over one another: each pixel the darkest it is in any
+    frame. Text drawn dark on a light ground, a part in each frame, comes out whole.
+
+        >>> left = np.full((1, 2, 3), 255, np.uint8); left[0, 0] = 0
+        >>> right = np.full((1, 2, 3), 255, np.uint8); right[0, 1] = 0
+        >>> darkest_frame([left, right])[0].tolist()
+        [[0, 0, 0], [0, 0, 0]]
+    """
+    return np.minimum.reduce(frames)
+
+
+def _frames_with_pillow(data: bytes, source: str) -> list[np.ndarray]:
+    from PIL import Image, ImageSequence
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return [_over_white(np.asarray(frame.convert("RGBA")))
+                    for frame in ImageSequence.Iterator(image)]
+    except (OSError, ValueError) as error:
+        raise ImageError(f"{source}: the image is corrupt ({error}); grab it again") from None
 
 
 def _decode_with_pillow(data: bytes, source: str) -> np.ndarray:

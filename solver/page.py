@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from solver.errors import SiteError, SolverError, UsageError
-from solver.steps import Call, Steps, run_async, run_sync
+from solver.steps import Call, Sleep, Steps, run_async, run_sync
 
 logger = logging.getLogger(__name__)
 
@@ -55,23 +57,163 @@ el => el.tagName === 'IMG' ? [el.naturalWidth, el.naturalHeight]
 """
 
 
-#: a short fingerprint of what the element shows now: changes when a refresh worked
-SIGNATURE_JS = """
+#: a short fingerprint of what the element shows now, in its own document: it changes when a
+#: new captcha is shown, whichever way the site shows it. A new document (an iframe's, or a
+#: reloaded page's) has a new ``performance.timeOrigin``, so the same image URL loaded by a new
+#: document counts as new; a canvas counts by its pixels. Long data: URIs are hashed.
+FINGERPRINT_JS = """
 el => {
-  if (el.tagName === 'IMG') return 'img:' + (el.currentSrc || el.src) + ':' + el.complete;
+  const doc = el.ownerDocument, view = doc.defaultView;
+  const hash = text => {
+    let h = 0;
+    for (let i = 0; i < text.length; i++) h = (h * 31 + text.charCodeAt(i)) | 0;
+    return text.length + '#' + h;
+  };
+  const short = url => url.length > 200 ? hash(url) : url;
+  const origin = view ? view.performance.timeOrigin : 0;
+  if (el.tagName === 'IMG') return 'img|' + origin + '|' + short(el.currentSrc || el.src);
   if (el.tagName === 'CANVAS') {
-    let url;
-    try { url = el.toDataURL('image/png'); } catch (e) { return 'canvas:tainted'; }
-    let hash = 0;
-    for (let i = 0; i < url.length; i += 7) hash = (hash * 31 + url.charCodeAt(i)) | 0;
-    return 'canvas:' + url.length + ':' + hash;
+    let data;
+    try { data = el.getContext('2d').getImageData(0, 0, el.width, el.height).data; }
+    catch (e) { return 'canvas|' + origin + '|tainted'; }
+    let h = 0;
+    for (let i = 0; i < data.length; i++) h = (h * 31 + data[i]) | 0;
+    return 'canvas|' + origin + '|' + el.width + 'x' + el.height + '|' + h;
   }
-  return 'bg:' + (getComputedStyle(el).backgroundImage || '');
+  return 'bg|' + origin + '|' + short(getComputedStyle(el).backgroundImage || '');
 }
 """
 
-#: true once the element shows something other than ``previous`` and has loaded it
-CHANGED_JS = "([el, previous]) => (" + SIGNATURE_JS + ")(el) !== previous && (" + LOADED_JS + ")(el) !== ''"
+#: ``{kind, print}`` of a loaded element, or "" while it has not loaded
+SHOWS_JS = """
+el => {
+  const kind = (""" + LOADED_JS + """)(el);
+  return kind ? {kind, print: (""" + FINGERPRINT_JS + """)(el)} : '';
+}
+"""
+
+#: Run in the frame's current document, by selector (no element handle, so that
+#: Playwright runs it again in a new document after a navigation): the first visible
+#: element the CSS ``selector`` matches, in the document or any open shadow root, once it
+#: shows a loaded captcha whose fingerprint is not ``previous``; "not-css" for a selector
+#: that is not plain CSS (Playwright syntax), which is waited for by handle instead. A lazy
+#: image that has not loaded is scrolled into view, since a browser fetches it only near
+#: the viewport.
+FIND_JS = """
+([selector, previous]) => {
+  const visible = e => { const r = e.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden'; };
+  const find = root => {
+    for (const e of root.querySelectorAll(selector)) if (visible(e)) return e;
+    for (const host of root.querySelectorAll('*'))
+      if (host.shadowRoot) { const e = find(host.shadowRoot); if (e) return e; }
+    return null;
+  };
+  let el;
+  try { el = find(document); } catch (e) { return 'not-css'; }
+  if (!el) return null;
+  if (el.tagName === 'IMG' && !el.complete && el.loading === 'lazy')
+    el.scrollIntoView({block: 'center'});
+  const shows = (""" + SHOWS_JS + """)(el);
+  return shows && shows.print !== previous ? el : null;
+}
+"""
+
+#: the same for one element (a selector in Playwright's syntax): ``{gone: true}`` once the
+#: element left its document (the site replaced it)
+STATE_JS = """
+([el, previous]) => {
+  if (!el.isConnected) return {gone: true};
+  if (el.tagName === 'IMG' && !el.complete && el.loading === 'lazy')
+    el.scrollIntoView({block: 'center'});
+  const shows = (""" + SHOWS_JS + """)(el);
+  return shows && shows.print !== previous ? shows : null;
+}
+"""
+
+#: a wait by element handle is cut into slices this long: a handle's wait does not follow
+#: its frame to a new document, so it is started again on the frame's current one
+HANDLE_SLICE_MS = 250
+
+#: a wait that runs at least this long is reported (logged at WARNING, which the CLI shows)
+SLOW_WAIT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A loaded captcha on the page: its element, kind ("img", "canvas" or "background"),
+    and the fingerprint that tells it from the captchas shown before it."""
+
+    element: Any
+    kind: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class SlowWait:
+    """A wait that ran past :data:`SLOW_WAIT_S`, or ended in a fallback."""
+
+    what: str  # what it waited for, and where
+    seconds: float
+    then: str  # what was done next
+    fallback: str = ""  # the kind of fallback ("refresh fell back to a reload"), or "" for none
+
+    def line(self) -> str:
+        return f"waited {self.seconds:.1f} s for {self.what}; then {self.then}"
+
+
+class Waits:
+    """The slow waits and fallbacks of one job (a collection, a solve).
+
+    Each is logged at WARNING as it happens (``solver``'s CLI shows WARNING by
+    default) and kept, so that the job's summary can count them::
+
+        waits = Waits()
+        shown = run_sync(refresh_steps(page, profile, shown, waits=waits))
+        waits.fallback_count()   # 0 when the refresh control worked
+    """
+
+    def __init__(self, slow_s: float = SLOW_WAIT_S) -> None:
+        self.slow_s = slow_s
+        self.notes: list[SlowWait] = []
+
+    def note(self, what: str, seconds: float, then: str, fallback: str = "") -> None:
+        """Report a wait of ``seconds``; kept when slow or a fallback."""
+        if seconds < self.slow_s and not fallback:
+            return
+        wait = SlowWait(what, seconds, then, fallback)
+        self.notes.append(wait)
+        logger.warning("%s", wait.line())
+
+    def fallback_count(self) -> int:
+        return sum(1 for note in self.notes if note.fallback)
+
+    def fallbacks(self) -> dict[str, list[float]]:
+        """Seconds waited before each fallback, by kind."""
+        kinds: dict[str, list[float]] = {}
+        for note in self.notes:
+            if note.fallback:
+                kinds.setdefault(note.fallback, []).append(note.seconds)
+        return kinds
+
+    def summary(self) -> str:
+        """One line for a job's summary: fallbacks by kind, and the other slow waits."""
+        parts = [f"{len(seconds)} {kind} after {sum(seconds) / len(seconds):.1f} s"
+                 + (" on average" if len(seconds) > 1 else "")
+                 for kind, seconds in self.fallbacks().items()]
+        slow = sum(1 for note in self.notes if not note.fallback)
+        fallbacks = "; ".join(parts) if parts else "none"
+        return f"fallbacks: {fallbacks}; other waits over {self.slow_s:g} s: {slow}"
+
+
+def _note(waits: Waits | None, what: str, seconds: float, then: str, fallback: str = "") -> None:
+    (waits if waits is not None else Waits()).note(what, seconds, then, fallback)
+
+
+#: kinds of fallback, as the summaries count them
+REFRESH_FELL_BACK = "refreshes fell back to a reload"
+NO_NEW_CAPTCHA = "tries were followed by no new captcha (refreshed instead)"
+NO_VERDICT = "verdicts were not seen (counted as unknown)"
 
 
 class CaptchaNotFoundError(SolverError):
@@ -147,38 +289,112 @@ def frame_steps(page: Any, profile: SiteProfile, timeout_ms: float = 10_000) -> 
     return frame
 
 
+class CaptchaTimeoutError(CaptchaNotFoundError):
+    """No (new) captcha was shown within the timeout; ``waited`` seconds were spent."""
+
+    def __init__(self, message: str, waited: float) -> None:
+        super().__init__(message)
+        self.waited = waited
+
+
+def _is_timeout(error: BaseException) -> bool:
+    return error.__class__.__name__ == "TimeoutError"
+
+
+def captcha_steps(page: Any, profile: SiteProfile, timeout_ms: float = 10_000,
+                  previous: str | None = None, waits: Waits | None = None,
+                  what: str = "the captcha to load") -> Steps[Shown]:
+    """Wait until the page shows a loaded captcha whose fingerprint is not ``previous``.
+
+    Whichever document, frame or element holds it: the wait runs in the frame's
+    current document and finds the element by selector on every check (a new
+    document in the captcha's iframe, a reloaded page and an element the site
+    replaced are all followed). It is the browser's own wait (``wait_for_function``,
+    checked on every animation frame), never a sleep. Raises
+    :class:`CaptchaTimeoutError` when nothing new shows within the timeout.
+    """
+    selector = profile.captcha.selector
+    started = time.perf_counter()
+    deadline = started + timeout_ms / 1000
+    by_handle = False
+    while True:
+        left_ms = max(1.0, (deadline - time.perf_counter()) * 1000)
+        try:
+            frame = yield from frame_steps(page, profile, left_ms)
+            if not by_handle:
+                handle = yield Call(frame, "wait_for_function", (FIND_JS,),
+                                    {"arg": [selector, previous], "timeout": left_ms})
+                element = yield Call(handle, "as_element")
+                if element is None:  # "not-css": Playwright's selector syntax
+                    by_handle = True
+                    continue
+                state = yield Call(element, "evaluate", (SHOWS_JS,))
+            else:
+                slice_ms = min(left_ms, HANDLE_SLICE_MS)
+                element = yield Call(frame, "wait_for_selector", (selector,),
+                                     {"state": "visible", "timeout": left_ms})
+                handle = yield Call(frame, "wait_for_function", (STATE_JS,),
+                                    {"arg": [element, previous], "timeout": slice_ms})
+                state = yield Call(handle, "json_value")
+        except CaptchaNotFoundError as error:  # the iframe is not there
+            raise CaptchaTimeoutError(str(error), time.perf_counter() - started) from None
+        except Exception as error:  # Playwright's errors
+            if time.perf_counter() >= deadline - 0.001:
+                stage = yield from _stage_steps(page, profile, previous)
+                raise CaptchaTimeoutError(_timeout_message(page, profile, stage, timeout_ms, error),
+                                          time.perf_counter() - started) from None
+            if not (by_handle and _is_timeout(error)):  # a slice that ran out is no news
+                if (yield Call(page, "is_closed")):
+                    raise
+                # the document went away under the wait (a navigation, a new iframe document)
+                logger.debug("%s: captcha wait restarts: %s", page.url, str(error).splitlines()[0])
+                yield Sleep(0.005)
+            continue
+        if state and not state.get("gone"):
+            seconds = time.perf_counter() - started
+            _note(waits, f"{what} on {page.url}", seconds, "went on with it")
+            return Shown(element, str(state["kind"]), str(state["print"]))
+
+
+def _stage_steps(page: Any, profile: SiteProfile, previous: str | None) -> Steps[str]:
+    """After a wait ran out: how far the captcha got ("selector", "load" or "change")."""
+    try:
+        frame = yield from frame_steps(page, profile, 1000)
+        element = yield Call(frame, "query_selector", (profile.captcha.selector,))
+        if element is None:
+            return "selector"
+        shows = yield Call(element, "evaluate", (SHOWS_JS,))
+    except Exception:  # noqa: BLE001 - only the message depends on it
+        return "selector"
+    return "change" if shows else "load"
+
+
+def _timeout_message(page: Any, profile: SiteProfile, stage: str, timeout_ms: float,
+                     error: BaseException) -> str:
+    selector, seconds = profile.captcha.selector, f"{timeout_ms / 1000:.0f} s"
+    if stage == "selector":
+        return (f"{page.url}: captcha.selector {selector!r} matched nothing visible within {seconds} "
+                f"(check the selector in the profile: {error.__class__.__name__})")
+    if stage == "load":
+        return (f"{page.url}: captcha {selector!r} is there but its image did not load within "
+                f"{seconds} (is the image URL reachable? {error.__class__.__name__})")
+    return (f"{page.url}: captcha {selector!r} still showed the same captcha after {seconds} "
+            "(check captcha.refresh in the profile, or that the site draws a new one)")
+
+
 def wait_steps(page: Any, profile: SiteProfile, timeout_ms: float = 10_000) -> Steps[tuple[Any, str]]:
     """Wait until the captcha is on the page and loaded: (element, kind)."""
-    frame = yield from frame_steps(page, profile, timeout_ms)
-    selector = profile.captcha.selector
-    try:
-        element = yield Call(frame, "wait_for_selector", (selector,),
-                             {"state": "visible", "timeout": timeout_ms})
-    except Exception as error:
-        raise CaptchaNotFoundError(
-            f"{page.url}: captcha.selector {selector!r} matched nothing visible within "
-            f"{timeout_ms / 1000:.0f} s (check the selector in the profile: {error.__class__.__name__})"
-        ) from None
-    if element is None:  # only possible for state="hidden"/"detached"; kept for type checkers
-        raise CaptchaNotFoundError(f"{page.url}: captcha.selector {selector!r} matched nothing")
-    try:
-        handle = yield Call(frame, "wait_for_function", (LOADED_JS,),
-                            {"arg": element, "timeout": timeout_ms})
-        kind = yield Call(handle, "json_value")
-    except Exception as error:
-        raise CaptchaNotFoundError(
-            f"{page.url}: captcha {selector!r} is there but its image did not load within "
-            f"{timeout_ms / 1000:.0f} s (is the image URL reachable? {error.__class__.__name__})"
-        ) from None
-    return element, str(kind)
+    shown = yield from captcha_steps(page, profile, timeout_ms)
+    return shown.element, shown.kind
 
 
 def open_steps(page: Any, profile: SiteProfile, url: str | None = None, timeout_ms: float = 10_000,
-               environ: Mapping[str, str] | None = None) -> Steps[tuple[Any, str]]:
+               environ: Mapping[str, str] | None = None,
+               waits: Waits | None = None) -> Steps[Shown]:
     """Go to the profile's URL (or ``url``), run its pre-steps, and wait for the captcha.
 
     Values typed by ``fill`` steps come from ``environ`` (default ``os.environ``).
-    Returns the loaded captcha (element, kind).
+    Returns the loaded captcha.
     """
     target = url or profile.url
     try:
@@ -191,7 +407,7 @@ def open_steps(page: Any, profile: SiteProfile, url: str | None = None, timeout_
     environ = os.environ if environ is None else environ
     for index, step in enumerate(profile.steps):
         yield from _pre_step(page, profile, index, step, timeout_ms, environ)
-    return (yield from wait_steps(page, profile, timeout_ms))
+    return (yield from captcha_steps(page, profile, timeout_ms, waits=waits))
 
 
 def _pre_step(page: Any, profile: SiteProfile, index: int, step: Any, timeout_ms: float,
@@ -217,60 +433,91 @@ def _pre_step(page: Any, profile: SiteProfile, index: int, step: Any, timeout_ms
                         "(check the step's selector in the profile)") from None
 
 
-def signature_steps(element: Any) -> Steps[str]:
-    """What the captcha element shows now, as a short string (see :data:`SIGNATURE_JS`)."""
-    return str((yield Call(element, "evaluate", (SIGNATURE_JS,))))
-
-
-def refresh_steps(page: Any, profile: SiteProfile, element: Any,
-                  timeout_ms: float = 10_000) -> Steps[tuple[Any, str]]:
+def refresh_steps(page: Any, profile: SiteProfile, previous: Shown | str | None,
+                  timeout_ms: float = 10_000, waits: Waits | None = None) -> Steps[Shown]:
     """Show a new captcha: the profile's refresh control, else a reload.
 
-    The refresh counts as done when the element shows something else and has
-    loaded it; when the control does nothing within the timeout, the page is
-    reloaded instead. Returns the loaded captcha (element, kind).
+    The refresh counts as done when the page shows a loaded captcha other than
+    ``previous`` (a :class:`Shown`, or its fingerprint), whichever document,
+    frame or element now holds it: a script that swaps the image, a link that
+    loads a new document into the iframe or reloads the whole page, an element
+    the site replaces. When the control is missing or shows nothing new within
+    the timeout, the page is reloaded instead; ``waits`` is told (and counts
+    the fallback).
     """
+    before = previous.fingerprint if isinstance(previous, Shown) else previous
     selector = profile.captcha.refresh
     if selector is not None:
+        started = time.perf_counter()
+        what = f"a new captcha after clicking captcha.refresh {selector!r} on {page.url}"
         try:
-            before = yield from signature_steps(element)
             frame = yield from frame_steps(page, profile, timeout_ms)
             control = frame if (yield Call(frame, "query_selector", (selector,))) else page
+            # no_wait_after: a link that navigates is waited for below, like any other refresh
             yield Call(control, "click", (selector,), {"timeout": timeout_ms})
-            frame = yield from frame_steps(page, profile, timeout_ms)
-            yield Call(frame, "wait_for_function", (CHANGED_JS,),
-                       {"arg": [element, before], "timeout": timeout_ms})
-            return (yield from wait_steps(page, profile, timeout_ms))
-        except CaptchaNotFoundError:
-            raise
+            return (yield from captcha_steps(page, profile, timeout_ms, before, waits,
+                                             f"a new captcha after clicking captcha.refresh {selector!r}"))
         except Exception as error:  # the control is gone or did nothing: reload instead
-            logger.info("%s: captcha.refresh %r did not show a new captcha (%s); reloading",
-                        page.url, selector, error.__class__.__name__)
+            reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+            _note(waits, f"{what} ({reason})", time.perf_counter() - started,
+                  "reloaded the page", REFRESH_FELL_BACK)
     try:
         yield Call(page, "reload", (), {"timeout": timeout_ms})
     except Exception as error:  # e.g. the site stopped meanwhile
         raise navigation_error(error, page.url, timeout_ms) from None
-    return (yield from wait_steps(page, profile, timeout_ms))
+    return (yield from captcha_steps(page, profile, timeout_ms, before, waits,
+                                     "the captcha after reloading the page"))
+
+
+def next_captcha_steps(page: Any, profile: SiteProfile, tried: str | None,
+                       timeout_ms: float = 10_000, waits: Waits | None = None) -> Steps[Shown]:
+    """After a try: the captcha the site shows next, one other than ``tried`` (a fingerprint).
+
+    A form that navigates shows it on the new page; a form sent by script shows
+    it when the script swaps the image. When none comes within the timeout, the
+    captcha is refreshed (:func:`refresh_steps`) and ``waits`` counts it.
+    """
+    started = time.perf_counter()
+    try:
+        return (yield from captcha_steps(page, profile, timeout_ms, tried, waits,
+                                         "the next captcha after the site's verdict"))
+    except CaptchaTimeoutError as error:
+        _note(waits, f"the next captcha after the site's verdict on {page.url} ({error})",
+              time.perf_counter() - started,
+              "asked for a new one" + (" with captcha.refresh" if profile.captcha.refresh else
+                                       " by reloading the page"), NO_NEW_CAPTCHA)
+    return (yield from refresh_steps(page, profile, tried, timeout_ms, waits))
 
 
 # Marks what the page shows before a submit, so the outcome can be told from what was
-# there already: the result of an earlier try, or a page that did not navigate.
+# there already: the result of an earlier try, or a page that did not navigate. A message
+# counts as new when it is visible and was not, or shows other text than before (a site
+# that reuses one message element for every verdict).
+SEEN_JS = "e => (e.offsetWidth || e.offsetHeight || e.getClientRects().length) ? e.textContent : ''"
 MARK_JS = """
 ([success, failure]) => {
   window.__solverSubmitted = true;
+  const seen = """ + SEEN_JS + """;
   for (const selector of [success, failure])
-    if (selector) document.querySelectorAll(selector).forEach(e => e.setAttribute('data-solver-seen', ''));
+    if (selector) document.querySelectorAll(selector).forEach(e => e.setAttribute('data-solver-seen', seen(e)));
 }
 """
 
-# "accepted" or "refused" once the page says so (a new page, or a changed one); null before.
+# "accepted" or "refused" once the page says so (a new page, a changed one, or the
+# success URL); null before.
 OUTCOME_JS = """
-([success, failure]) => {
+([success, failure, successUrl, wholeUrl]) => {
   if (document.readyState === 'loading') return null;
-  const fresh = s => !!s && [...document.querySelectorAll(s)].some(e => !e.hasAttribute('data-solver-seen'));
+  if (successUrl && new RegExp(successUrl).test(wholeUrl ? location.href
+                                                          : location.pathname + location.search))
+    return 'accepted';
+  const seen = """ + SEEN_JS + """;
+  const fresh = s => !!s && [...document.querySelectorAll(s)].some(
+    e => seen(e) !== '' && seen(e) !== e.getAttribute('data-solver-seen'));
   if (fresh(success)) return 'accepted';
   if (fresh(failure)) return 'refused';
-  if (!success && !window.__solverSubmitted && document.readyState === 'complete') return 'accepted';
+  if (!success && !successUrl && !window.__solverSubmitted && document.readyState === 'complete')
+    return 'accepted';
   return null;
 }
 """
@@ -299,34 +546,44 @@ def send_steps(page: Any, profile: SiteProfile, text: str, timeout_ms: float = 1
         ) from None
 
 
-def verdict_steps(page: Any, profile: SiteProfile, timeout_ms: float = 10_000) -> Steps[str]:
+def verdict_steps(page: Any, profile: SiteProfile, timeout_ms: float = 10_000,
+                  waits: Waits | None = None) -> Steps[str]:
     """After :func:`send_steps`: wait for the site's verdict (see :func:`submit_steps`)."""
     form = profile.form
-    if not form.success and not form.failure:
+    pattern = form.success_url_pattern()
+    if not form.success and not form.failure and pattern is None:
         yield Call(page, "wait_for_load_state", (), {"timeout": timeout_ms})
         return "unknown"
+    started = time.perf_counter()
+    regex, whole = pattern if pattern is not None else (None, False)
     try:
         handle = yield Call(page, "wait_for_function", (OUTCOME_JS,),
-                            {"arg": [form.success, form.failure], "timeout": timeout_ms})
-        return str((yield Call(handle, "json_value")))
+                            {"arg": [form.success, form.failure, regex, whole], "timeout": timeout_ms})
+        outcome = str((yield Call(handle, "json_value")))
     except Exception as error:  # a timeout: the page said nothing we recognise
-        logger.info("%s: neither form.success %r nor form.failure %r appeared after submitting (%s)",
-                    page.url, form.success, form.failure, error.__class__.__name__)
+        signs = " or ".join(f"{key} {value!r}" for key, value in
+                            (("form.success", form.success), ("form.failure", form.failure),
+                             ("form.success_url", form.success_url)) if value)
+        _note(waits, f"the site's verdict ({signs}) on {page.url} ({error.__class__.__name__})",
+              time.perf_counter() - started, "counted the answer as unknown", NO_VERDICT)
         return "unknown"
+    _note(waits, f"the site's verdict on {page.url}", time.perf_counter() - started,
+          f"counted the answer as {outcome}")
+    return outcome
 
 
 def submit_steps(page: Any, profile: SiteProfile, text: str,
-                 timeout_ms: float = 10_000) -> Steps[str]:
+                 timeout_ms: float = 10_000, waits: Waits | None = None) -> Steps[str]:
     """Type ``text`` into the form, submit it, and wait for the site's verdict.
 
-    Returns "accepted" when ``form.success`` shows up, "refused" when
-    ``form.failure`` does (either on a new page or on the same one, as a
-    script-driven form does), and "unknown" when neither appears in time.
-    With only ``form.failure`` in the profile, a new page without it counts
-    as accepted.
+    Returns "accepted" when ``form.success`` shows up or the page's URL matches
+    ``form.success_url``, "refused" when ``form.failure`` does (either on a new
+    page or on the same one, as a script-driven form does), and "unknown" when
+    neither appears in time. With only ``form.failure`` in the profile, a new
+    page without it counts as accepted.
     """
     yield from send_steps(page, profile, text, timeout_ms)
-    return (yield from verdict_steps(page, profile, timeout_ms))
+    return (yield from verdict_steps(page, profile, timeout_ms, waits))
 
 
 def debug_steps(page: Any, folder: Path, stem: str) -> Steps[tuple[Path | None, Path | None]]:

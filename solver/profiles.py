@@ -133,6 +133,41 @@ class FormSection(_Section):
     failure: Selector | None = Field(
         None, description="CSS selector that appears when the answer was refused.",
         examples=[".flash.error"])
+    success_url: StrictStr | None = Field(
+        None, description="Where the site goes when it accepts the answer, for sites that say "
+        "so only by a redirect: a URL, or a path starting with '/' (matched against the "
+        "page's path); '*' matches within one path segment, '**' across them; a query in "
+        "the page's URL is ignored unless the value has one.",
+        examples=["/account/welcome", "https://portal.example/home*", "**/welcome"])
+
+    @field_validator("success_url")
+    @classmethod
+    def _check_success_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            raise _fix("is empty", "give the URL or path the site redirects to, or remove the key")
+        if not (value.startswith(("/", "*")) or value.startswith(URL_SCHEMES)):
+            raise _fix(f"{short_repr(value)} is neither a URL nor a path",
+                       "write a path such as /account/welcome, a glob such as **/welcome, "
+                       "or a full URL such as https://portal.example/home")
+        return value
+
+    def success_url_pattern(self) -> tuple[str, bool] | None:
+        """``success_url`` as a regular expression, and whether it matches the whole URL
+        (else the path and query); None without one.
+
+            >>> regex, whole = FormSection(input="i", submit="b", success_url="/shop/*").success_url_pattern()
+            >>> bool(re.match(regex, "/shop/thanks?order=7")), bool(re.match(regex, "/shop/a/b")), whole
+            (True, False, False)
+        """
+        if self.success_url is None:
+            return None
+        whole = self.success_url.startswith(URL_SCHEMES) or self.success_url.startswith("*")
+        parts = re.split(r"(\*\*|\*)", self.success_url)
+        regex = "".join({"**": ".*", "*": "[^/]*"}.get(part, re.escape(part)) for part in parts)
+        query = "" if "?" in self.success_url else r"(\?.*)?"  # no query written: any query
+        return f"^{regex}{query}(#.*)?$", whole
 
 
 class FormatSection(_Section):

@@ -28,7 +28,8 @@ from typing import Any
 from solver.artifacts import models_dir as default_models_dir
 from solver.capture import ResponseRecorder, grab_steps
 from solver.errors import UsageError
-from solver.page import open_steps, refresh_steps, send_steps, verdict_steps, wait_steps
+from solver.page import (Shown, SlowWait, Waits, captcha_steps, next_captcha_steps, open_steps,
+                         refresh_steps, send_steps, verdict_steps)
 from solver.profiles import ProfileRegistry, SiteProfile
 from solver.recognizers import Reading, Recognizer
 from solver.steps import Offload, Steps, run_async, run_sync
@@ -52,6 +53,12 @@ class SolveResult:
     text: str  # the last reading submitted (or read)
     confidence: float
     attempts: list[Attempt]
+    waits: list[SlowWait] = field(default_factory=list)  # waits over a second, and fallbacks
+
+    @property
+    def fallbacks(self) -> int:
+        """Waits that ended in a fallback: a refresh that became a reload, a verdict not seen."""
+        return sum(1 for wait in self.waits if wait.fallback)
 
     @property
     def ms(self) -> dict[str, float]:
@@ -66,6 +73,9 @@ class SolveResult:
         return {"success": self.success, "text": self.text, "confidence": round(self.confidence, 4),
                 "attempts": len(self.attempts),
                 "ms": {stage: round(ms, 2) for stage, ms in self.ms.items()},
+                "fallbacks": self.fallbacks,
+                "slow_waits": [{"line": w.line(), "seconds": round(w.seconds, 2),
+                                "fallback": w.fallback} for w in self.waits],
                 "history": [{**asdict(a), "confidence": round(a.confidence, 4),
                              "ms": {s: round(v, 2) for s, v in a.ms.items()}} for a in self.attempts]}
 
@@ -83,6 +93,9 @@ class SolverCore:
         self.timeout_ms = timeout_ms
         self.environ = os.environ if environ is None else environ
         self._recorders: weakref.WeakKeyDictionary[Any, ResponseRecorder] = weakref.WeakKeyDictionary()
+        # the fingerprint of the captcha last submitted on each page: the next solve waits
+        # for another one (a form sent by script swaps the image after its verdict)
+        self._tried: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
     # -- the pieces
 
@@ -90,16 +103,17 @@ class SolverCore:
         """Go to the profile's URL, run its pre-steps, and wait for the captcha."""
         if page not in self._recorders:  # before the page loads the captcha: its bytes as served
             self._recorders[page] = ResponseRecorder(page)
+        self._tried.pop(page, None)
         yield from open_steps(page, self.profile, url, self.timeout_ms, self.environ)
 
     def read_steps(self, page: Any, stages: dict[str, float] | None = None) -> Steps[Reading]:
         """Wait for the captcha on the page, grab it and read it (nothing is typed)."""
         stages = {} if stages is None else stages
         started = time.perf_counter()
-        element, _ = yield from wait_steps(page, self.profile, self.timeout_ms)
+        shown = yield from captcha_steps(page, self.profile, self.timeout_ms)
         lap = time.perf_counter()
         stages["wait"] = (lap - started) * 1000
-        reading = yield from self._grab_and_read(page, element, stages)
+        reading = yield from self._grab_and_read(page, shown.element, stages)
         return reading
 
     def _grab_and_read(self, page: Any, element: Any, stages: dict[str, float]) -> Steps[Reading]:
@@ -127,19 +141,21 @@ class SolverCore:
     def solve_steps(self, page: Any) -> Steps[SolveResult]:
         """Read, check, fill, submit and check the verdict; refresh and retry on failure."""
         history: list[Attempt] = []
-        element = None
-        fresh = True  # the page shows a captcha nobody has tried yet
+        waits = Waits()
+        shown: Shown | None = None
         reading = Reading("", 0.0, 0.0)
         for _ in range(self.attempts):
             stages: dict[str, float] = {}
             started = time.perf_counter()
-            if element is not None and not fresh:
-                element, _ = yield from refresh_steps(page, self.profile, element, self.timeout_ms)
+            if shown is not None:  # read but not submitted: ask for another captcha
+                shown = yield from refresh_steps(page, self.profile, shown, self.timeout_ms, waits)
+            elif page in self._tried:  # after a try: the captcha the site shows next
+                shown = yield from next_captcha_steps(page, self.profile, self._tried[page],
+                                                      self.timeout_ms, waits)
             else:
-                element, _ = yield from wait_steps(page, self.profile, self.timeout_ms)
+                shown = yield from captcha_steps(page, self.profile, self.timeout_ms, waits=waits)
             stages["wait"] = (time.perf_counter() - started) * 1000
-            reading = yield from self._grab_and_read(page, element, stages)
-            fresh = False
+            reading = yield from self._grab_and_read(page, shown.element, stages)
             problem = self.problem(reading)
             if problem is not None:
                 history.append(Attempt(reading.text, reading.confidence, "not submitted", problem, stages))
@@ -147,17 +163,19 @@ class SolverCore:
             text = self.profile.format.normalise(reading.text)
             lap = time.perf_counter()
             yield from send_steps(page, self.profile, text, self.timeout_ms)
+            self._tried[page] = shown.fingerprint
+            shown = None
             stages["submit"] = (time.perf_counter() - lap) * 1000
             lap = time.perf_counter()
-            outcome = yield from verdict_steps(page, self.profile, self.timeout_ms)
+            outcome = yield from verdict_steps(page, self.profile, self.timeout_ms, waits)
             stages["verdict"] = (time.perf_counter() - lap) * 1000
             history.append(Attempt(text, reading.confidence, outcome, "", stages))
             if outcome == "accepted":
-                return SolveResult(True, text, reading.confidence, history)
-            if outcome == "unknown" and not (self.profile.form.success or self.profile.form.failure):
+                return SolveResult(True, text, reading.confidence, history, waits.notes)
+            if outcome == "unknown" and not (self.profile.form.success or self.profile.form.failure
+                                             or self.profile.form.success_url):
                 break  # the profile gives no way to tell; trying again would guess
-            fresh, element = True, None  # after a try, the site shows a new captcha
-        return SolveResult(False, reading.text, reading.confidence, history)
+        return SolveResult(False, reading.text, reading.confidence, history, waits.notes)
 
 
 def _resolve(profile: SiteProfile | str, model_dir: str | os.PathLike[str] | None,

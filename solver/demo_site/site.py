@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import inspect
+import json
 import logging
 import random
 import secrets
@@ -27,12 +28,13 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse,
+                                 Response)
 from starlette.routing import Route
 
 from solver.demo_site.styles import Style, load_styles
@@ -45,6 +47,11 @@ SESSION_COOKIE = "captcha_session"
 MAX_CHALLENGES = 4096
 MAX_FORM_BYTES = 16 * 1024
 NO_STORE = {"Cache-Control": "no-store"}
+#: the delayed variant inserts its captcha this long after the page loads, and a new one
+#: this long after its refresh is clicked
+DELAY_MS = 300
+REPLACE_DELAY_MS = 50
+MAX_SINGLE_USE_URLS = 16384  # image URLs of the single-use variant remembered as used
 
 
 @dataclass
@@ -52,7 +59,7 @@ class Challenge:
     """One captcha shown to one session."""
 
     answer: str
-    png: bytes
+    png: bytes  # the image served: a PNG, or an animated GIF for the animated-gif variant
     issued_at: float
     style: str = ""
 
@@ -83,7 +90,9 @@ class CaptchaSite:
                         else secrets.SystemRandom() for name in names}
         self._challenges: OrderedDict[tuple[str, str], Challenge] = OrderedDict()
         self._lock = threading.Lock()
-        self.stats = {"issued": 0, "accepted": 0, "refused": 0, "expired": 0}
+        self.stats = {"issued": 0, "accepted": 0, "refused": 0, "expired": 0, "refetched": 0}
+        # single-use image URLs already served, per session: a second fetch is refused (403)
+        self._used_urls: OrderedDict[tuple[str, str], None] = OrderedDict()
         #: the latest captchas issued, oldest first (tests compare what a client grabbed)
         self.history: deque[Challenge] = deque(maxlen=MAX_CHALLENGES)
         self.app = Starlette(routes=[
@@ -93,6 +102,8 @@ class CaptchaSite:
             Route("/{style}", self._per_style(self._slash)),
             Route("/{style}/login", self._per_style(self._login), methods=["POST"]),
             Route("/{style}/captcha.png", self._per_style(self._captcha_png)),
+            Route("/{style}/captcha.gif", self._per_style(self._captcha_png)),
+            Route("/{style}/welcome", self._per_style(self._welcome)),
             Route("/{style}/captcha.b64", self._per_style(self._captcha_b64)),
             Route("/{style}/frame", self._per_style(self._frame)),
         ])
@@ -116,7 +127,7 @@ class CaptchaSite:
         with self._lock:
             answer = random_text(self._random[style.name], style.charset,
                                  style.min_length, style.max_length)
-        png = style.drawer.png(answer)
+        png = style.image(answer)
         challenge = Challenge(answer=answer, png=png, issued_at=self.clock(), style=style.name)
         with self._lock:
             self.history.append(challenge)
@@ -201,28 +212,51 @@ class CaptchaSite:
     def _check(self, style: Style, session_id: str, given: str, user: str) -> Response:
         challenge = self._take(session_id, style)
         if challenge is None:
-            outcome = "refused"
-            flash = ('<p class="flash error" role="alert">No captcha was shown to this session, '
-                     'or it was already used. Type the new one.</p>')
+            outcome, kind, role = "refused", "error", "alert"
+            message = "No captcha was shown to this session, or it was already used. Type the new one."
         elif self.clock() - challenge.issued_at > style.ttl_seconds:
-            outcome = "expired"
-            flash = ('<p class="flash error expired" role="alert">The captcha expired. '
-                     'Type the new one.</p>')
+            outcome, kind, role = "expired", "error expired", "alert"
+            message = "The captcha expired. Type the new one."
         elif style.matches(challenge.answer, given):
-            outcome = "accepted"
-            flash = (f'<p class="flash ok" role="status">Signed in as {html.escape(user)}: '
-                     'the captcha was right.</p>')
+            outcome, kind, role = "accepted", "ok", "status"
+            message = f"Signed in as {user}: the captcha was right."
         else:
-            outcome = "refused"
-            flash = '<p class="flash error" role="alert">Wrong captcha. Type the new one.</p>'
+            outcome, kind, role = "refused", "error", "alert"
+            message = "Wrong captcha. Type the new one."
         with self._lock:
             self.stats[outcome] += 1
         logger.info("style %s: answer %s", style.name, outcome)
+        if style.variant == "fetch-form":  # the page's script shows the verdict itself
+            return JSONResponse({"ok": outcome == "accepted", "class": f"flash {kind}",
+                                 "role": role, "message": message}, headers=NO_STORE)
+        if style.variant == "redirect" and outcome == "accepted":
+            return RedirectResponse(f"/{style.name}/welcome?user={quote(user)}", status_code=303)
+        flash = f'<p class="flash {kind}" role="{role}">{html.escape(message)}</p>'
         return self._render(style, session_id, flash)
 
+    def _welcome(self, request: Request, style: Style, session_id: str) -> Response:
+        user = html.escape(request.query_params.get("user", "guest"))
+        return HTMLResponse(f"<!doctype html><title>Welcome</title><main><h1>Welcome, {user}</h1>"
+                            f'<p><a href="/{style.name}/">Sign in again</a></p></main>',
+                            headers=NO_STORE)
+
     def _captcha_png(self, request: Request, style: Style, session_id: str) -> Response:
+        if style.variant == "single-use":
+            key = (session_id, request.url.query)
+            with self._lock:
+                used = not request.url.query or key in self._used_urls
+                if used:
+                    self.stats["refetched"] += 1
+                else:
+                    self._used_urls[key] = None
+                    while len(self._used_urls) > MAX_SINGLE_USE_URLS:
+                        self._used_urls.popitem(last=False)
+            if used:
+                return PlainTextResponse("this captcha URL was used already", status_code=403,
+                                         headers=NO_STORE)
         challenge = self._issue(session_id, style)
-        return Response(challenge.png, media_type="image/png", headers=NO_STORE)
+        media_type = "image/gif" if style.image_type == "gif" else "image/png"
+        return Response(challenge.png, media_type=media_type, headers=NO_STORE)
 
     def _captcha_b64(self, request: Request, style: Style, session_id: str) -> Response:
         challenge = self._issue(session_id, style)
@@ -230,33 +264,49 @@ class CaptchaSite:
         return PlainTextResponse(text, headers=NO_STORE)
 
     def _frame(self, request: Request, style: Style, session_id: str) -> Response:
+        if style.variant == "iframe-document":  # a plain link loads the next document
+            refresh = f'<a id="captcha-refresh" href="/{style.name}/frame">Another code</a>'
+            script = ""
+        else:
+            refresh = '<a id="captcha-refresh" href="#">New captcha</a>'
+            script = f"<script>{_script(style, in_frame=True)}</script>"
         body = (f'<!doctype html><html><head><style>body{{margin:0}}a{{font:13px sans-serif}}'
-                f'</style></head><body>{_img(style)}<br>'
-                f'<a id="captcha-refresh" href="#">New captcha</a>'
-                f'<script>{_script(style, in_frame=True)}</script></body></html>')
+                f'</style></head><body>{_img(style)}<br>{refresh}{script}</body></html>')
         return HTMLResponse(body, headers=NO_STORE)
 
     def _render(self, style: Style, session_id: str, flash: str) -> Response:
-        if style.variant == "data-uri":
+        variant = style.variant
+        refresh = '<a id="captcha-refresh" href="#">New captcha</a>'
+        if variant == "data-uri":
             challenge = self._issue(session_id, style)
             data = base64.b64encode(challenge.png).decode("ascii")
             widget = (f'<img id="captcha" alt="captcha" width="{style.width}" '
                       f'height="{style.height}" src="data:image/png;base64,{data}">')
-        elif style.variant == "canvas":
+        elif variant == "canvas":
             widget = (f'<canvas id="captcha" width="{style.width}" height="{style.height}" '
                       f'aria-label="captcha"></canvas>')
-        elif style.variant == "iframe":
+        elif variant in ("iframe", "iframe-document"):
             widget = (f'<iframe id="captcha-frame" title="captcha" src="/{style.name}/frame" '
                       f'width="{style.width + 8}" height="{style.height + 30}"></iframe>')
-        elif style.variant == "background":
+            refresh = ""
+        elif variant == "background":
             widget = (f'<div id="captcha" role="img" aria-label="captcha" style="width:'
                       f'{style.width}px;height:{style.height}px;background-repeat:no-repeat;'
                       f"background-image:url('/{style.name}/captcha.png?n={secrets.token_hex(4)}')"
                       f'"></div>')
+        elif variant == "page-link":  # the same image URL; a plain link reloads the page
+            widget = _img(style, query="")
+            refresh = f'<a id="captcha-refresh" href="/{style.name}/">New captcha</a>'
+        elif variant == "delayed":  # the script inserts the image later
+            widget = f'<span id="captcha-slot" style="display:inline-block;min-height:{style.height}px"></span>'
+        elif variant == "lazy":  # below the fold: the browser fetches it when scrolled near
+            widget = ('<div class="terms" style="height:2400px">Terms of use: please read them '
+                      'all before signing in.</div>' + _img(style, lazy=True))
+        elif variant == "shadow":  # the script builds the widget in an open shadow root
+            widget = '<captcha-box id="captcha-box"></captcha-box>'
+            refresh = ""
         else:
             widget = _img(style)
-        refresh = "" if style.variant == "iframe" else \
-            '<a id="captcha-refresh" href="#">New captcha</a>'
         page = _PAGE.format(
             title=html.escape(style.title), style=style.name, flash=flash, widget=widget,
             refresh=refresh, script=_script(style, in_frame=False),
@@ -264,35 +314,89 @@ class CaptchaSite:
         return HTMLResponse(page, headers=NO_STORE)
 
 
-def _img(style: Style) -> str:
+def _img(style: Style, query: str | None = None, lazy: bool = False) -> str:
+    """The captcha's <img>; ``query`` "" for the bare URL (the default: a fresh one)."""
+    if query is None:
+        query = "?t=" if style.variant == "single-use" else "?n="
+        query += secrets.token_hex(8)
     return (f'<img id="captcha" alt="captcha" width="{style.width}" height="{style.height}" '
-            f'src="/{style.name}/captcha.png?n={secrets.token_hex(4)}">')
+            + ('loading="lazy" ' if lazy else "")
+            + f'src="/{style.name}/captcha.{style.image_type}{query}">')
 
 
 def _script(style: Style, in_frame: bool) -> str:
-    """The page's refresh (and, for a canvas, drawing) code."""
-    url = f"'/{style.name}/captcha.png?n=' + Date.now() + Math.random()"
-    if style.variant == "iframe" and not in_frame:
-        return ""
-    if style.variant in ("img", "iframe"):
+    """The page's refresh code (and what else its variant does by script)."""
+    variant = style.variant
+    token = "t" if variant == "single-use" else "n"
+    url = f"'/{style.name}/captcha.{style.image_type}?{token}=' + Date.now() + Math.random()"
+    if (variant == "iframe" and not in_frame) or variant in ("iframe-document", "page-link"):
+        return ""  # the frame's own script, or plain links
+    if variant in ("img", "iframe", "lazy", "single-use", "fetch-form", "redirect",
+                   "animated-gif"):
         refresh = f"document.getElementById('captcha').src = {url};"
-    elif style.variant == "data-uri":
+    elif variant == "data-uri":
         refresh = (f"fetch('/{style.name}/captcha.b64', {{cache: 'no-store'}})"
                    ".then(r => r.text()).then(t => { document.getElementById('captcha').src = t; });")
-    elif style.variant == "background":
+    elif variant == "background":
         refresh = f"document.getElementById('captcha').style.backgroundImage = 'url(' + {url} + ')';"
+    elif variant == "delayed":  # the old image goes at once, a new element comes later
+        refresh = (f"document.getElementById('captcha-slot').replaceChildren();"
+                   f" insertCaptcha({REPLACE_DELAY_MS});")
+    elif variant == "shadow":
+        refresh = (f"document.getElementById('captcha-box').shadowRoot"
+                   f".getElementById('captcha').src = {url};")
     else:  # canvas: drawn from script, marked when done so a reader knows it is ready
         refresh = (f"const c = document.getElementById('captcha'); c.dataset.drawn = 'false';"
                    f"fetch({url}, {{cache: 'no-store'}}).then(r => r.blob())"
                    ".then(b => createImageBitmap(b)).then(img => {"
                    " const g = c.getContext('2d'); g.clearRect(0, 0, c.width, c.height);"
                    " g.drawImage(img, 0, 0); c.dataset.drawn = 'true'; });")
-    script = (f"function refreshCaptcha() {{ {refresh} }}\n"
-              "document.getElementById('captcha-refresh').addEventListener('click', e => {"
-              " e.preventDefault(); refreshCaptcha(); });\n")
-    if style.variant == "canvas":
+    script = f"function refreshCaptcha() {{ {refresh} }}\n"
+    if variant == "shadow":
+        script = (
+            "customElements.define('captcha-box', class extends HTMLElement {\n"
+            "  connectedCallback() {\n"
+            "    const root = this.attachShadow({mode: 'open'});\n"
+            f"    root.innerHTML = {_js_string(_img(style))} + '<br><a id=\"captcha-refresh\" href=\"#\">New captcha</a>';\n"
+            "    root.getElementById('captcha-refresh').addEventListener('click', e => {"
+            " e.preventDefault(); refreshCaptcha(); });\n"
+            "  }\n"
+            "});\n") + script
+    else:
+        script += ("document.getElementById('captcha-refresh').addEventListener('click', e => {"
+                   " e.preventDefault(); refreshCaptcha(); });\n")
+    if variant == "canvas":
         script += "refreshCaptcha();\n"
+    if variant == "delayed":
+        script = (
+            "function insertCaptcha(delay) { setTimeout(() => {\n"
+            "  const img = document.createElement('img');\n"
+            f"  img.id = 'captcha'; img.alt = 'captcha'; img.width = {style.width};"
+            f" img.height = {style.height}; img.src = {url};\n"
+            "  document.getElementById('captcha-slot').replaceChildren(img); }, delay); }\n"
+            f"insertCaptcha({DELAY_MS});\n") + script
+    if variant == "fetch-form":
+        # the verdict comes back as JSON; the new captcha is asked for in the same task as
+        # the message is shown, as such sites do
+        script += (
+            "document.getElementById('login').addEventListener('submit', async e => {\n"
+            "  e.preventDefault();\n"
+            "  const form = e.target;\n"
+            f"  const response = await fetch('/{style.name}/login', {{method: 'POST',"
+            " body: new URLSearchParams(new FormData(form))});\n"
+            "  const verdict = await response.json();\n"
+            "  refreshCaptcha();\n"
+            "  const note = document.createElement('p');\n"
+            "  note.className = verdict.class; note.setAttribute('role', verdict.role);"
+            " note.textContent = verdict.message;\n"
+            "  document.getElementById('messages').replaceChildren(note);\n"
+            "  form.elements.captcha.value = '';\n"
+            "});\n")
     return script
+
+
+def _js_string(text: str) -> str:
+    return json.dumps(text).replace("</", "<\\/")
 
 
 _PAGE = """<!doctype html>
@@ -307,7 +411,7 @@ label {{ display: block; margin: .6rem 0; }} input {{ display: block; width: 100
 <body><main>
 <h1>Sign in</h1>
 <p class="style">Style: {style}</p>
-{flash}
+<div id="messages">{flash}</div>
 <form method="post" action="/{style}/login" id="login">
 <label>User name <input name="username" autocomplete="username"></label>
 <label>Password <input name="password" type="password" autocomplete="current-password"></label>

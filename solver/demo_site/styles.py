@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
@@ -13,25 +14,40 @@ from solver.drawing import CaptchaDrawer
 from solver.errors import SiteError
 from solver.profiles import SyntheticSection
 
-Variant = Literal["img", "data-uri", "canvas", "iframe", "background"]
-VARIANTS: tuple[str, ...] = ("img", "data-uri", "canvas", "iframe", "background")
+Variant = Literal["img", "data-uri", "canvas", "iframe", "background", "iframe-document",
+                  "page-link", "delayed", "lazy", "single-use", "shadow", "fetch-form",
+                  "redirect", "animated-gif"]
+VARIANTS: tuple[str, ...] = ("img", "data-uri", "canvas", "iframe", "background",
+                             "iframe-document", "page-link", "delayed", "lazy", "single-use",
+                             "shadow", "fetch-form", "redirect", "animated-gif")
+
+_IMG = {"selector": "img#captcha", "capture": "auto", "frame": None, "refresh": "#captcha-refresh"}
 
 #: the profile's ``captcha`` section that reads each variant
 VARIANT_CAPTURE: dict[str, dict[str, Any]] = {
-    "img": {"selector": "img#captcha", "capture": "auto", "frame": None,
-            "refresh": "#captcha-refresh"},
-    "data-uri": {"selector": "img#captcha", "capture": "auto", "frame": None,
-                 "refresh": "#captcha-refresh"},
-    "canvas": {"selector": "canvas#captcha", "capture": "auto", "frame": None,
-               "refresh": "#captcha-refresh"},
-    "iframe": {"selector": "img#captcha", "capture": "auto", "frame": "iframe#captcha-frame",
-               "refresh": "#captcha-refresh"},
-    "background": {"selector": "#captcha", "capture": "auto", "frame": None,
-                   "refresh": "#captcha-refresh"},
+    "img": _IMG,
+    "data-uri": _IMG,
+    "canvas": {**_IMG, "selector": "canvas#captcha"},
+    "iframe": {**_IMG, "frame": "iframe#captcha-frame"},
+    "background": {**_IMG, "selector": "#captcha"},
+    # the patterns of sites in the wild; each shows an <img> in the end
+    "iframe-document": {**_IMG, "frame": "iframe#captcha-frame"},  # the link loads a new document
+    "page-link": _IMG,  # the refresh link reloads the whole page
+    "delayed": _IMG,  # inserted by script after a delay; a refresh replaces the element
+    "lazy": _IMG,  # loading=lazy, below the fold
+    "single-use": _IMG,  # its URL answers once; a second fetch gets 403
+    "shadow": _IMG,  # inside an open shadow root (Playwright's selectors pierce it)
+    "fetch-form": _IMG,  # the form is sent by fetch(); the verdict is put into the page
+    "redirect": _IMG,  # success is only a redirect to another URL
+    "animated-gif": _IMG,  # an animated GIF whose frames each show part of the answer
 }
 
 FORM = {"input": "input[name=captcha]", "submit": "button[type=submit]",
-        "success": ".flash.ok", "failure": ".flash.error"}
+        "success": ".flash.ok", "failure": ".flash.error", "success_url": None}
+
+#: frames of the animated-gif variant, and the time each is shown
+GIF_FRAMES = 2
+GIF_FRAME_MS = 400
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,23 @@ class Style:
             return given == expected
         return given.casefold() == expected.casefold()
 
+    @property
+    def image_type(self) -> str:
+        """The file extension of the style's captcha images."""
+        return "gif" if self.variant == "animated-gif" else "png"
+
+    def image(self, answer: str) -> bytes:
+        """The captcha image for ``answer``: a PNG, or an animated GIF for animated-gif."""
+        if self.variant != "animated-gif":
+            return self.drawer.png(answer)
+        return _animated_gif(self.drawer, answer)
+
+    def form_data(self) -> dict[str, Any]:
+        """The profile's ``form`` section for this style."""
+        if self.variant == "redirect":  # the site says yes only by going to its welcome page
+            return {**FORM, "success": None, "success_url": f"/{self.name}/welcome"}
+        return dict(FORM)
+
     def profile_data(self, base_url: str = "http://127.0.0.1:8765") -> dict[str, Any]:
         """The site profile that describes this style, as YAML-shaped data."""
         return {
@@ -70,7 +103,7 @@ class Style:
             "url": f"{base_url.rstrip('/')}/{self.name}/",
             "description": self.title,
             "captcha": dict(VARIANT_CAPTURE[self.variant]),
-            "form": dict(FORM),
+            "form": self.form_data(),
             "format": {"charset": self.charset, "length": [self.min_length, self.max_length],
                        "case_sensitive": self.case_sensitive},
             "model": {"pipeline": "ctc", "min_confidence": 0.5},
@@ -80,6 +113,40 @@ class Style:
                 noise_dots=self.noise_dots, noise_curves=self.noise_curves,
             ).model_dump(mode="json"),
         }
+
+
+_GIF_LOCK = threading.Lock()
+
+
+def _animated_gif(drawer: CaptchaDrawer, answer: str) -> bytes:
+    """An animated GIF of the captcha: each frame shows some of the characters (the image's
+    columns around their centres) on the captcha's background; all frames together, laid
+    over one another darkest-first, are the captcha (see :func:`solver.imaging.darkest_frame`)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    with _GIF_LOCK:  # the drawer keeps the centres of its last drawing
+        image, centres = drawer.image_and_centres(answer)
+    palette_image = image.convert("RGB").quantize(256, dither=Image.Dither.NONE)
+    indices = np.asarray(palette_image)
+    background = int(np.bincount(indices.ravel()).argmax())  # most pixels are background
+    per_frame = -(-len(centres) // GIF_FRAMES)
+    # columns split halfway between the last character of a frame and the next one's first
+    cuts = [0] + [round((centres[k * per_frame - 1] + centres[k * per_frame]) / 2)
+                  for k in range(1, GIF_FRAMES) if k * per_frame < len(centres)] + [image.width]
+    frames = []
+    for left, right in zip(cuts, cuts[1:]):
+        shown = np.full_like(indices, background)
+        shown[:, left:right] = indices[:, left:right]
+        frame = Image.fromarray(shown, mode="P")
+        frame.putpalette(palette_image.getpalette())
+        frames.append(frame)
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], loop=0,
+                   duration=GIF_FRAME_MS, disposal=1, optimize=False)
+    return out.getvalue()
 
 
 _LOOK_KEYS = ("charset", "length", "case_sensitive", "width", "height", "font_sizes",

@@ -62,14 +62,14 @@ def served(clock: FakeClock) -> Iterator[tuple[CaptchaSite, SiteServer]]:
 
 
 def test_image_is_png_of_the_style_size(served: tuple[CaptchaSite, SiteServer]) -> None:
-    import cv2
-    import numpy as np
+    from solver.imaging import decode_image
 
     site, server = served
     client = Client(server)
-    for name, style in load_styles().items():
-        png = client.get(f"/{name}/captcha.png")
-        image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    for number, (name, style) in enumerate(load_styles().items()):
+        png = client.get(f"/{name}/captcha.{style.image_type}?t=unit{number}")
+        assert png[:4] == (b"GIF8" if style.variant == "animated-gif" else b"\x89PNG"), name
+        image = decode_image(png)
         assert image.shape == (style.height, style.width, 3), name
         answer = site.answer(client.session, name)
         assert answer is not None
@@ -203,10 +203,46 @@ def test_each_style_has_its_matching_profile() -> None:
 
 
 def test_every_capture_variant_is_shipped() -> None:
+    from solver.demo_site.styles import VARIANTS
+
     variants = {style.variant for style in load_styles().values()}
-    assert variants == {"img", "data-uri", "canvas", "iframe", "background"}
+    assert variants == set(VARIANTS)
     styles = load_styles()
     assert styles["example"].charset == "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     assert (styles["example"].min_length, styles["example"].max_length) == (4, 6)
     assert (styles["digits"].charset, styles["digits"].min_length, styles["digits"].max_length) \
         == ("0123456789", 4, 4)
+
+
+def test_a_single_use_image_url_answers_once(served: tuple[CaptchaSite, SiteServer]) -> None:
+    site, server = served
+    client = Client(server)
+    first = client.get("/once/captcha.png?t=abc")
+    assert site.challenge(client.session, "once").png == first
+    for query in ("?t=abc", ""):  # the same URL again, or none: refused, nothing drawn
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            client.get("/once/captcha.png" + query)
+        with caught.value as response:
+            assert response.code == 403
+    assert site.stats["refetched"] == 2
+    assert site.challenge(client.session, "once").png == first
+    assert client.get("/once/captcha.png?t=abd") != first  # another URL: a new captcha
+
+
+def test_the_fetch_form_answers_json_and_the_redirect_form_redirects(
+        served: tuple[CaptchaSite, SiteServer]) -> None:
+    import json
+
+    site, server = served
+    client = Client(server)
+    client.get("/fetchform/captcha.png?n=1")
+    verdict = json.loads(client.post_answer("fetchform", site.answer(client.session, "fetchform")))
+    assert verdict == {"ok": True, "class": "flash ok", "role": "status",
+                       "message": "Signed in as ada: the captcha was right."}
+    client.get("/redirect/captcha.png?n=1")
+    with client.opener.open(f"{server.url}/redirect/login", data=urllib.parse.urlencode(
+            {"username": "ada", "captcha": site.answer(client.session, "redirect")}).encode()) as response:
+        assert response.url == f"{server.url}/redirect/welcome?user=ada"
+        body = response.read().decode()
+    assert "Welcome, ada" in body and "flash" not in body
+    assert 'class="flash error"' in client.post_answer("redirect", "0000")
