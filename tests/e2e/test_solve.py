@@ -224,7 +224,8 @@ def test_solve_cli_says_when_the_site_does_not_answer(tmp_path: Path) -> None:
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert json.loads(run.stdout) == {
         "site": "example", "url": url, "load_ms": None, "success": False, "text": "",
-        "confidence": 0.0, "attempts": 0, "ms": {}, "history": [], "error": expected}
+        "confidence": 0.0, "attempts": 0, "ms": {}, "fallbacks": 0, "slow_waits": [], "history": [],
+        "error": expected}
 
 
 def test_open_explains_a_name_that_does_not_resolve_and_a_site_that_never_answers(

@@ -117,7 +117,8 @@ def test_no_browser_is_a_clear_error(tmp_path: Path) -> None:
 def test_site_styles(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["site", "styles"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert names == ["example", "digits", "datauri", "canvas", "iframe", "background"]
+    assert names == ["example", "digits", "datauri", "canvas", "iframe", "background", "framedoc",
+                     "pagelink", "delayed", "lazy", "once", "shadow", "fetchform", "redirect", "gif"]
 
 
 def free_port() -> int:
