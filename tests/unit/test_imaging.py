@@ -129,3 +129,36 @@ def test_read_image_file_refuses_what_is_not_a_regular_file(tmp_path: Path) -> N
             read_image(path)
     with pytest.raises(ImageError, match=r"nothing.png: cannot read it \(No such file or directory\)"):
         read_image_file(tmp_path / "nothing.png")
+
+
+def _gif(frames: list, duration: int = 100) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], loop=0,
+                   duration=duration, disposal=1, optimize=False)
+    return out.getvalue()
+
+
+def test_an_animated_gif_is_read_as_its_frames_darkest_composite() -> None:
+    import numpy as np
+    from PIL import Image
+
+    from solver.imaging import decode_image
+
+    left, right = Image.new("L", (8, 2), 255), Image.new("L", (8, 2), 255)
+    left.paste(0, (0, 0, 4, 2))  # the left half dark in the first frame only
+    right.paste(0, (4, 0, 8, 2))  # the right half in the second
+    image = decode_image(_gif([left.convert("P"), right.convert("P")]))
+    assert image.shape == (2, 8, 3) and int(image.max()) == 0  # all of it, dark
+
+
+def test_an_animation_with_too_many_frames_is_refused() -> None:
+    from PIL import Image
+
+    from solver.imaging import MAX_FRAMES, ImageError, decode_image
+
+    frames = [Image.new("P", (8, 8), i % 2) for i in range(MAX_FRAMES + 40)]
+    with pytest.raises(ImageError, match=rf"an animated image of more than {MAX_FRAMES} frames of "
+                       r"8x8 pixels is too much for a captcha"):
+        decode_image(_gif(frames))

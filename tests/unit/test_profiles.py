@@ -582,3 +582,20 @@ def test_a_charset_without_case_holds_only_what_folding_reaches(charset: str,
         assert profile_from_data(data, "p/shop.yaml").format.charset == charset
     else:
         assert problems(data) == [expected]
+
+
+def test_success_url_is_a_path_a_glob_or_a_url() -> None:
+    import re
+
+    from solver.profiles import FormSection
+
+    for value, page, matches in [("/shop/welcome", "/shop/welcome?user=ada", True),
+                                 ("/shop/welcome", "/shop/welcome2", False),
+                                 ("/shop/*/done", "/shop/7/done", True),
+                                 ("**/welcome", "https://portal.example/a/b/welcome", True),
+                                 ("https://portal.example/home*", "https://portal.example/home/x", False)]:
+        regex, _ = FormSection(input="i", submit="b", success_url=value).success_url_pattern()
+        assert bool(re.match(regex, page)) is matches, (value, page)
+    with pytest.raises(ValueError, match=r"'welcome' is neither a URL nor a path \(write a path such "
+                       r"as /account/welcome, a glob such as \*\*/welcome, or a full URL"):
+        FormSection(input="i", submit="b", success_url="welcome")
