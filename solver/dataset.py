@@ -590,6 +590,8 @@ class DatasetStore:
         ``flush_seconds`` and at the end (see the class's doc: nothing is lost to a kill)."""
         self._refuse_if_read_only()
         with self._lock:
+            if not self._batching:  # the batch's first rewrite is due flush_seconds from now
+                self._flushed_at = time.monotonic()
             self._batching += 1
             self._flush_every = flush_seconds
         try:
