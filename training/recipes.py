@@ -240,7 +240,8 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
     for index, name in enumerate(names):
         share = min(plan.candidate_share * budget, left() / (len(names) - index) * 0.9)
         attempts.append(run(name, recipe_options(base, name, work / name, share, general)))
-    best = max(attempts, key=lambda attempt: attempt.held_out_accuracy)
+    # a tie goes to the general start: it has seen many looks, the site's few labels only one
+    best = max(attempts, key=lambda attempt: (attempt.held_out_accuracy, attempt.name == "general"))
     report(f"recipe choice: {best.name} reads the held-out labels best; it trains on with the "
            "rest of the budget")
 

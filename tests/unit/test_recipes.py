@@ -75,7 +75,8 @@ def accuracy(model: Path, profile: SiteProfile, samples: list[Sample]) -> float:
 
 def test_the_choice_keeps_the_recipe_that_reads_the_held_out_labels_best(
         profile: SiteProfile, pretrained: Path, tmp_path: Path) -> None:
-    """40 labels are too few to learn the look from scratch in seconds; the pre-trained start knows it."""
+    """40 labels and one short epoch are too little to learn the look from scratch; the
+    pre-trained start knows it already (each candidate trains at least one epoch, 40 steps)."""
     from training.recipes import RecipePlan, auto_train
     from training.train import TrainOptions
 
@@ -84,11 +85,11 @@ def test_the_choice_keeps_the_recipe_that_reads_the_held_out_labels_best(
     options = TrainOptions(profile, data=[tmp_path / "data"], out=tmp_path / "model",
                            time_budget_s=30, config=tiny_config(), workers=1, seed=3)
     auto_train(options, report=lines.append, general=pretrained,
-               plan=RecipePlan(candidate_share=0.25, round_share=0.2, final_share=0.1))
+               plan=RecipePlan(candidate_share=0.1, round_share=0.2, final_share=0.1))
     recipe = json.loads((tmp_path / "model" / "metadata.json").read_text())["training"]["recipe"]
     tried = {attempt["name"]: attempt["held_out_accuracy"] for attempt in recipe["tried"]}
     assert {"real", "general"} <= set(tried)
-    assert recipe["chosen"] == "general" and tried["general"] > tried["real"]
+    assert recipe["chosen"] == "general" and tried["general"] > tried["real"], recipe["tried"]
     assert recipe["held_out"] == 10 and recipe["trained_on"] == 30
     assert any(line.startswith("recipe real: ") for line in lines)
     assert any(line.startswith("kept general") for line in lines)
