@@ -35,3 +35,19 @@ def live_site() -> Iterator[LiveSite]:
     site = CaptchaSite(seed=20261121)
     with SiteServer(site.app, port=0) as server:
         yield LiveSite(site, server)
+
+
+@pytest.fixture(scope="session")
+def pair_profile_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trivial profile for tiny training runs: two of four digits, 80x40, no clutter."""
+    import yaml
+
+    path = tmp_path_factory.mktemp("profiles") / "pair.yaml"
+    path.write_text(yaml.safe_dump({
+        "url": "http://127.0.0.1:8765/pair/",
+        "captcha": {"selector": "img"}, "form": {"input": "#a", "submit": "#b"},
+        "format": {"charset": "0123", "length": 2},
+        "synthetic": {"width": 80, "height": 40, "font_sizes": [30], "noise_dots": 0,
+                      "noise_curves": 0},
+    }))
+    return path

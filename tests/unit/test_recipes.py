@@ -9,7 +9,6 @@ import random
 from pathlib import Path
 
 import pytest
-import yaml
 
 from solver.cli import main
 from solver.dataset import Sample
@@ -23,16 +22,8 @@ TINY = {"filters": (8, 16, 16, 16), "head_units": 32, "head_layers": 1, "dropout
 
 
 @pytest.fixture(scope="module")
-def profile(tmp_path_factory: pytest.TempPathFactory) -> SiteProfile:
-    path = tmp_path_factory.mktemp("profiles") / "pair.yaml"
-    path.write_text(yaml.safe_dump({
-        "url": "http://127.0.0.1:8765/pair/",
-        "captcha": {"selector": "img"}, "form": {"input": "#a", "submit": "#b"},
-        "format": {"charset": "0123", "length": 2},
-        "synthetic": {"width": 80, "height": 40, "font_sizes": [30], "noise_dots": 0,
-                      "noise_curves": 0},
-    }))
-    return load_profile(path)
+def profile(pair_profile_path: Path) -> SiteProfile:
+    return load_profile(pair_profile_path)
 
 
 def tiny_config():  # type: ignore[no-untyped-def]

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from solver.cli import main
 from solver.drawing import CaptchaDrawer
@@ -24,17 +23,8 @@ TINY = {"filters": (8, 16, 16, 16), "head_units": 32, "head_layers": 1, "dropout
 
 
 @pytest.fixture(scope="module")
-def profile_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("profiles")
-    path = folder / "pair.yaml"
-    path.write_text(yaml.safe_dump({
-        "url": "http://127.0.0.1:8765/pair/",
-        "captcha": {"selector": "img"}, "form": {"input": "#a", "submit": "#b"},
-        "format": {"charset": "0123", "length": 2},
-        "synthetic": {"width": 80, "height": 40, "font_sizes": [30], "noise_dots": 0,
-                      "noise_curves": 0},
-    }))
-    return path
+def profile_path(pair_profile_path: Path) -> Path:
+    return pair_profile_path
 
 
 @pytest.fixture(scope="module")
