@@ -21,12 +21,12 @@ setup: $(INSTALLED) $(BROWSER)
 model: $(INSTALLED)
 	$(BIN)/solver train --site example $(MODEL_ARGS)
 
-# Rebuild the general model, models/general: many looks at once (training/profiles/general.yaml),
+# Rebuild the general model, models/general: many looks at once (solver/training/profiles/general.yaml),
 # the starting point for a new site and a pre-labeller. These are the shipped model's settings
 # (8 minutes on 2 CPU cores); a longer budget (GENERAL_ARGS="... --time-budget 30") reads better.
 GENERAL_ARGS ?= --synthetic 24000 --epochs 40 --time-budget 7 --seed 1 --quantize
 general-model: $(INSTALLED)
-	$(BIN)/solver train --site training/profiles/general.yaml --out models/general $(GENERAL_ARGS)
+	$(BIN)/solver train --site solver/training/profiles/general.yaml --out models/general $(GENERAL_ARGS)
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -35,8 +35,8 @@ from solver.recognizers import Recognizer  # noqa: E402
 
 
 def train_model(profile: SiteProfile, args: argparse.Namespace, data: list[Path]) -> tuple[Path, dict]:
-    from training.models import CTCConfig
-    from training.train import TrainOptions, train
+    from solver.training.models import CTCConfig
+    from solver.training.train import TrainOptions, train
 
     config = None
     if args.filters:  # the look-alikes' size sets the input; the width keeps the aspect

@@ -41,7 +41,7 @@ from solver.dataset import split_samples  # noqa: E402
 from solver.evaluate import evaluate  # noqa: E402
 from solver.profiles import load_profile  # noqa: E402
 from solver.recognizers import Recognizer  # noqa: E402
-from training.curve import CurveOptions, curve_table, learning_curve, parse_sizes, plot_curve  # noqa: E402
+from solver.training.curve import CurveOptions, curve_table, learning_curve, parse_sizes, plot_curve  # noqa: E402
 
 VARIANTS = ("real", "lookalikes", "transfer")
 TITLES = {"real": "real labels only", "lookalikes": "real + look-alikes",
@@ -50,7 +50,7 @@ TITLES = {"real": "real labels only", "lookalikes": "real + look-alikes",
 
 def pretrain(profile, args: argparse.Namespace) -> tuple[Path, dict]:  # type: ignore[no-untyped-def]
     """A model trained on look-alikes alone, the starting point of the transfer curve."""
-    from training.train import TrainOptions, train
+    from solver.training.train import TrainOptions, train
 
     out = RESULTS / "models" / f"curve_{args.name}_pretrained"
     started = time.monotonic()

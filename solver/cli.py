@@ -601,7 +601,7 @@ def _train_recipe(args: argparse.Namespace) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if args.debug else "3")
     from solver.profiles import ProfileRegistry
-    from training.train import TrainOptions, train
+    from solver.training.train import TrainOptions, train
 
     profile = ProfileRegistry(args.profiles_dir).load(args.site)
     recipe = _train_recipe(args)
@@ -629,7 +629,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                              "or give --recipe auto); --recipe manual trains on --data only")
         train(options, report=report)
         return 0
-    from training.recipes import CANDIDATES, auto_train
+    from solver.training.recipes import CANDIDATES, auto_train
 
     if options.time_budget_s is None:
         options.time_budget_s = 15 * 60
@@ -745,7 +745,7 @@ def _eval_curve(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if args.debug else "3")
     from solver.dataset import check_labels, read_labelled_folder
     from solver.profiles import ProfileRegistry
-    from training.curve import CurveOptions, curve_table, learning_curve, parse_sizes, plot_curve
+    from solver.training.curve import CurveOptions, curve_table, learning_curve, parse_sizes, plot_curve
 
     profile = ProfileRegistry(args.profiles_dir).load(args.site)
     fmt = profile.format

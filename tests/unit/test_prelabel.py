@@ -261,7 +261,7 @@ def test_pseudo_label_then_train_with_and_without_them(
                         f"({23 - len(pseudo)} with a model's suggestion)")
     assert stats[1] == "characters: 0:4 (pseudo-labels not counted)"
 
-    from training.train import TrainOptions, gather_samples, label_summary
+    from solver.training.train import TrainOptions, gather_samples, label_summary
 
     real_only, report = gather_samples(TrainOptions(profile=digits_profile, data=[store.root]))
     assert [s.path.name for s in real_only] == [hand]

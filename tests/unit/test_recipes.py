@@ -27,7 +27,7 @@ def profile(pair_profile_path: Path) -> SiteProfile:
 
 
 def tiny_config():  # type: ignore[no-untyped-def]
-    from training.models import CTCConfig
+    from solver.training.models import CTCConfig
 
     return CTCConfig(height=24, width=48, **TINY)
 
@@ -50,7 +50,7 @@ def drawn(profile: SiteProfile, folder: Path, count: int, seed: int) -> list[Sam
 @pytest.fixture(scope="module")
 def pretrained(profile: SiteProfile, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model that has seen this look before: the start the choice must prefer."""
-    from training.train import TrainOptions, train
+    from solver.training.train import TrainOptions, train
 
     out = tmp_path_factory.mktemp("models") / "general"
     train(TrainOptions(profile, synthetic=1536, epochs=4, batch_size=32, out=out,
@@ -68,8 +68,8 @@ def test_the_choice_keeps_the_recipe_that_reads_the_held_out_labels_best(
         profile: SiteProfile, pretrained: Path, tmp_path: Path) -> None:
     """40 labels and one short epoch are too little to learn the look from scratch; the
     pre-trained start knows it already (each candidate trains at least one epoch, 40 steps)."""
-    from training.recipes import RecipePlan, auto_train
-    from training.train import TrainOptions
+    from solver.training.recipes import RecipePlan, auto_train
+    from solver.training.train import TrainOptions
 
     drawn(profile, tmp_path / "data", 40, seed=7)
     lines: list[str] = []
@@ -90,8 +90,8 @@ def test_the_choice_keeps_the_recipe_that_reads_the_held_out_labels_best(
 
 def test_pseudo_labels_are_the_sure_and_stable_readings(profile: SiteProfile, pretrained: Path,
                                                         tmp_path: Path) -> None:
-    from training.recipes import pseudo_labels, read_with_warps, sure_threshold
-    from training.train import TrainOptions
+    from solver.training.recipes import pseudo_labels, read_with_warps, sure_threshold
+    from solver.training.train import TrainOptions
 
     spare = drawn(profile, tmp_path / "spare", 300, seed=9)
     held_out = drawn(profile, tmp_path / "held", 60, seed=19)
@@ -111,8 +111,8 @@ def test_pseudo_labels_are_the_sure_and_stable_readings(profile: SiteProfile, pr
 def test_unlabelled_images_teach_more_than_the_few_labels_alone(profile: SiteProfile,
                                                                  tmp_path: Path) -> None:
     """A teacher's sure readings of 400 unlabelled images, beside 16 labels, beat the 16 alone."""
-    from training.recipes import pseudo_labels
-    from training.train import TrainOptions, train
+    from solver.training.recipes import pseudo_labels
+    from solver.training.train import TrainOptions, train
 
     teacher = tmp_path / "teacher"
     train(TrainOptions(profile, synthetic=1024, epochs=3, batch_size=32, out=teacher,
@@ -137,7 +137,7 @@ def test_unlabelled_images_teach_more_than_the_few_labels_alone(profile: SitePro
 
 
 def test_the_threshold_is_the_lowest_confidence_that_stays_precise() -> None:
-    from training.recipes import Readings, sure_threshold
+    from solver.training.recipes import Readings, sure_threshold
 
     confidences = [0.99 - 0.01 * i for i in range(40)]
     texts = ["ab"] * 40

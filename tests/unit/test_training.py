@@ -29,8 +29,8 @@ def profile_path(pair_profile_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(profile_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.models import CTCConfig
-    from training.train import TrainOptions, train
+    from solver.training.models import CTCConfig
+    from solver.training.train import TrainOptions, train
 
     out = tmp_path_factory.mktemp("models") / "pair"
     result = train(TrainOptions(load_profile(profile_path), synthetic=1536, epochs=4,
@@ -107,8 +107,8 @@ def test_predict_and_eval_output(trained: Path, profile_path: Path, tmp_path: Pa
 
 
 def test_resume_continues_from_the_last_epoch(profile_path: Path, tmp_path: Path) -> None:
-    from training.models import CTCConfig
-    from training.train import TrainOptions, train
+    from solver.training.models import CTCConfig
+    from solver.training.train import TrainOptions, train
 
     options = dict(synthetic=256, batch_size=32, out=tmp_path / "m", validation_synthetic=64,
                    workers=1, config=CTCConfig(height=24, width=48, **TINY), patience=99)
@@ -146,7 +146,7 @@ def test_ctrl_c_keeps_the_best_model_so_far(profile_path: Path, tmp_path: Path) 
 
 
 def test_segment_pipeline_trains_and_reads(profile_path: Path, tmp_path: Path) -> None:
-    from training.train import TrainOptions, train
+    from solver.training.train import TrainOptions, train
 
     out = tmp_path / "segmented"
     lines: list[str] = []
@@ -168,7 +168,7 @@ def test_emphasis_draws_the_chosen_characters_more_often() -> None:
 
     from solver.errors import UsageError
     from solver.profiles import profile_from_data
-    from training.synth import parse_emphasis, random_texts
+    from solver.training.synth import parse_emphasis, random_texts
 
     profile = profile_from_data({
         "name": "shop", "url": "http://127.0.0.1/", "captcha": {"selector": "img"},
@@ -209,8 +209,8 @@ def test_learning_curve_trains_per_size_and_saves_its_lists(profile_path: Path, 
 def test_epochs_of_a_large_set_are_capped_and_lookalikes_warped_afresh() -> None:
     import numpy as np
 
-    from training.data import MixedBatches
-    from training.synth import ImageSet
+    from solver.training.data import MixedBatches
+    from solver.training.synth import ImageSet
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (640, 32, 88), dtype=np.uint8)
@@ -264,8 +264,8 @@ def test_bfloat16_training_saves_a_float32_model_that_reads(profile_path: Path,
                                                              tmp_path: Path) -> None:
     import keras
 
-    from training.models import CTCConfig
-    from training.train import TrainOptions, train
+    from solver.training.models import CTCConfig
+    from solver.training.train import TrainOptions, train
 
     out = tmp_path / "pair"
     train(TrainOptions(load_profile(profile_path), synthetic=1536, epochs=4, batch_size=32,
@@ -284,7 +284,7 @@ def test_bfloat16_training_saves_a_float32_model_that_reads(profile_path: Path,
 def test_float32_copy_reads_as_the_bfloat16_model() -> None:
     import numpy as np
 
-    from training.models import CTCConfig, build_ctc_model, float32_copy
+    from solver.training.models import CTCConfig, build_ctc_model, float32_copy
 
     config = CTCConfig(height=24, width=48, **TINY)
     model, inference = build_ctc_model(5, config, precision="bfloat16")

@@ -71,7 +71,7 @@ def test_seeded_drawer_repeats_pixels_and_unseeded_does_not() -> None:
 
 
 def test_lookalikes_follow_the_seed_whatever_the_workers() -> None:
-    from training.synth import draw_lookalikes
+    from solver.training.synth import draw_lookalikes
 
     profile = _profile({"width": 80, "height": 30, "font_sizes": [24],
                         "variants": [{"noise_dots": 0}, {"grayscale": True, "noise_curves": 0}]})
@@ -93,7 +93,7 @@ def test_profiles_without_variants_keep_their_fingerprint() -> None:
 
 
 def test_the_general_profile_draws_all_its_looks() -> None:
-    profile = load_profile(ROOT / "training" / "profiles" / "general.yaml")
+    profile = load_profile(ROOT / "solver" / "training" / "profiles" / "general.yaml")
     looks = profile.synthetic.looks()
     assert len(looks) >= 6
     fonts = {font for look in looks for font in look.fonts}

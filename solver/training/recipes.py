@@ -54,10 +54,10 @@ from solver.artifacts import KERAS_FILE, LITE_FILE, read_metadata, write_metadat
 from solver.charset import Charset
 from solver.dataset import Sample, read_labelled_folder, split_samples
 from solver.errors import UsageError
-from training.data import as_model_input, load_samples
-from training.models import CTCConfig
-from training.synth import augment
-from training.train import CHECKPOINT_DIR, TrainOptions, TrainResult, gather_samples, train
+from solver.training.data import as_model_input, load_samples
+from solver.training.models import CTCConfig
+from solver.training.synth import augment
+from solver.training.train import CHECKPOINT_DIR, TrainOptions, TrainResult, gather_samples, train
 
 logger = logging.getLogger(__name__)
 
@@ -323,7 +323,7 @@ def _install(source: Path, out: Path, record: dict[str, Any], options: TrainOpti
                "validation_images": record["held_out"], "validation_source": "real (held out)"}
     metadata = dataclasses.replace(metadata, training={**training, "quantized": options.quantize},
                                    metrics=metrics)
-    from training.models import export_lite
+    from solver.training.models import export_lite
 
     out.mkdir(parents=True, exist_ok=True)
     inference = keras.models.load_model(source / KERAS_FILE, safe_mode=True, compile=False)

@@ -14,8 +14,8 @@ import numpy as np
 from solver.dataset import Sample
 from solver.errors import SolverError
 from solver.imaging import read_image
-from training.models import encode_labels
-from training.synth import ImageSet, augment, to_size
+from solver.training.models import encode_labels
+from solver.training.synth import ImageSet, augment, to_size
 
 logger = logging.getLogger(__name__)
 

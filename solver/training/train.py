@@ -1,7 +1,7 @@
 """Train one model per profile and save it, self-described, under ``models/NAME/``.
 
     from solver.profiles import ProfileRegistry
-    from training.train import TrainOptions, train
+    from solver.training.train import TrainOptions, train
 
     profile = ProfileRegistry().load("example")
     result = train(TrainOptions(profile, synthetic=20_000, epochs=30))
@@ -38,10 +38,10 @@ from solver.charset import Charset  # noqa: E402
 from solver.dataset import LabelReport, Sample, check_labels, read_labelled_folder, split_samples  # noqa: E402
 from solver.errors import SolverError, UsageError  # noqa: E402
 from solver.profiles import SiteProfile  # noqa: E402
-from training.data import MixedBatches, as_model_input, load_samples, typical_size  # noqa: E402
-from training.models import (  # noqa: E402
+from solver.training.data import MixedBatches, as_model_input, load_samples, typical_size  # noqa: E402
+from solver.training.models import (  # noqa: E402
     CTCConfig, CTCLoss, build_ctc_model, export_lite, float32_copy)
-from training.synth import ImageSet, draw_lookalikes, parse_emphasis  # noqa: E402
+from solver.training.synth import ImageSet, draw_lookalikes, parse_emphasis  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -455,7 +455,7 @@ def _train_segment(options: TrainOptions, samples: list[Sample], label_report: L
                    out: Path, report: Callable[[str], None], started: float) -> TrainResult:
     from dataclasses import replace
 
-    from training.segment import train_segment
+    from solver.training.segment import train_segment
 
     model, metadata, summary = train_segment(options, samples, report)
     metadata = replace(metadata, versions=_versions(),

@@ -72,7 +72,7 @@ def learning_curve(profile: SiteProfile, samples: Sequence[Sample], options: Cur
     """Train one model per size in ``options.sizes`` and score each on the same test images."""
     from solver.evaluate import evaluate
     from solver.recognizers import Recognizer
-    from training.train import TrainOptions, train
+    from solver.training.train import TrainOptions, train
 
     pool, test = split_samples(list(samples), options.test_fraction, options.seed)
     sizes = [size for size in options.sizes if size <= len(pool)]

@@ -69,7 +69,7 @@ def train_segment(options: Any, samples: list[Sample], report: Callable[[str], N
 
     ``options`` is a :class:`training.train.TrainOptions`.
     """
-    from training.synth import random_texts
+    from solver.training.synth import random_texts
 
     profile = options.profile
     fmt = profile.format
