@@ -17,16 +17,20 @@ test: $(INSTALLED) $(BROWSER)
 
 setup: $(INSTALLED) $(BROWSER)
 
-# Rebuild the shipped demo model, models/example (about 30 minutes on 2 CPU cores).
-model: $(INSTALLED)
-	$(BIN)/solver train --site example $(MODEL_ARGS)
+# The shipped models and profiles live inside the package (solver/shipped/), so that a wheel
+# carries them; `solver` looks in ./models and ./site_profiles first, then there.
+SHIPPED := solver/shipped/models
 
-# Rebuild the general model, models/general: many looks at once (solver/training/profiles/general.yaml),
+# Rebuild the shipped demo model (about 30 minutes on 2 CPU cores).
+model: $(INSTALLED)
+	$(BIN)/solver train --site example --out $(SHIPPED)/example $(MODEL_ARGS)
+
+# Rebuild the shipped general model: many looks at once (solver/training/profiles/general.yaml),
 # the starting point for a new site and a pre-labeller. These are the shipped model's settings
 # (8 minutes on 2 CPU cores); a longer budget (GENERAL_ARGS="... --time-budget 30") reads better.
 GENERAL_ARGS ?= --synthetic 24000 --epochs 40 --time-budget 7 --seed 1 --quantize
 general-model: $(INSTALLED)
-	$(BIN)/solver train --site solver/training/profiles/general.yaml --out models/general $(GENERAL_ARGS)
+	$(BIN)/solver train --site solver/training/profiles/general.yaml --out $(SHIPPED)/general $(GENERAL_ARGS)
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

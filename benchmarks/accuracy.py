@@ -2,7 +2,7 @@
 
 Generated captchas (the profile's look-alikes; fresh test images):
 
-    python benchmarks/accuracy.py generated --profile site_profiles/example.yaml --length 4 \
+    python benchmarks/accuracy.py generated --profile solver/shipped/profiles/example.yaml --length 4 \
         --test 2000 --budget 30 --name generated_4char
 
 A folder of labelled captchas (a seeded split whose file lists are saved):

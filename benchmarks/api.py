@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from common import ROOT, git_revision, save
 
+from solver.artifacts import find_model
 from solver.drawing import CaptchaDrawer, random_text
 from solver.profiles import ProfileRegistry
 
@@ -55,7 +56,7 @@ def serve(args: argparse.Namespace) -> None:
         server_module.bind = bind
 
     registry = ProfileRegistry(ROOT / "site_profiles")
-    app = build_api_app(registry, ROOT / "models")
+    app = build_api_app(registry, ROOT / "models")  # then the shipped ones
     server = SiteServer(app, port=0)
     print(server.url, flush=True)
     try:
@@ -189,7 +190,8 @@ def main() -> None:
     best = max(runs, key=lambda run: run["requests_per_second"])
     busy = max(load_before[0], load_after[0]) > 1.5
     figures = {
-        "site": args.site, "model": str(Path("models") / args.site), "revision": git_revision(),
+        "site": args.site, "model": os.path.relpath(find_model(args.site, ROOT / "models"), ROOT),
+        "revision": git_revision(),
         "transport": "HTTP/1.1 keep-alive, raw PNG body, one connection per client, "
                      "server in its own process (uvicorn, h11)",
         "best": {key: best[key] for key in ("tcp_nodelay", "concurrency",

@@ -1,6 +1,6 @@
 """Speed of recognition: one image on one core, batches, the CLI's cold start, and the peer.
 
-    python benchmarks/latency.py --site example --model models/example --name latency_example
+    python benchmarks/latency.py --site example --name latency_example
 
 One image: LiteRT's invoke alone (the model), and the whole read (PNG decode,
 resize, invoke, CTC decoding). Figures go to ``benchmarks/results/NAME.json``.
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from common import ROOT, Ddddocr, git_revision, save
 
+from solver.artifacts import find_model
 from solver.drawing import CaptchaDrawer, random_text
 from solver.profiles import ProfileRegistry
 from solver.recognizers import Recognizer
@@ -36,14 +37,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--site", default="example")
-    parser.add_argument("--model", default=None, help="model folder (default: models/SITE)")
+    parser.add_argument("--model", default=None, help="model folder (default: models/SITE, else the shipped one)")
     parser.add_argument("--name", default="latency")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--runs", type=int, default=2000)
     args = parser.parse_args()
 
     profile = ProfileRegistry(ROOT / "site_profiles").load(args.site)
-    model = Path(args.model or ROOT / "models" / profile.name)
+    model = Path(args.model or find_model(profile.name, ROOT / "models"))
     recognizer = Recognizer(model, profile, num_threads=1)
     drawer = CaptchaDrawer.from_settings(profile.synthetic)
     rng = random.Random(7)

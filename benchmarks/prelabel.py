@@ -13,7 +13,7 @@ saved per reader:
   labels are right (precision).
 
     python benchmarks/prelabel.py --profile benchmarks/profiles/kaggle_v2.yaml \\
-        --data ../shared/datasets/kaggle_v2 --readers ddddocr,models/general --name kaggle_v2
+        --data ../shared/datasets/kaggle_v2 --readers ddddocr,general --name kaggle_v2
 """
 
 from __future__ import annotations

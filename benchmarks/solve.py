@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import ROOT, save  # noqa: E402
+from solver.artifacts import find_model  # noqa: E402
 
 
 
@@ -39,7 +40,8 @@ def run_style(style: str, solves: int) -> dict[str, object]:
     site = CaptchaSite([style])
     with SiteServer(site.app, port=0) as server:
         profile = LiveSite(site, server).profile(style, str(ROOT / "site_profiles"))
-        model = ROOT / "models" / ("digits" if site.styles[style].charset == "0123456789" else "example")
+        model = find_model("digits" if site.styles[style].charset == "0123456789" else "example",
+                           ROOT / "models")
         solver = Solver(profile, model)
         first = overall = 0
         costs, verdicts, reads = [], [], []

@@ -52,7 +52,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive
 
-from solver.artifacts import METADATA_FILE, ModelError, read_metadata
+from solver.artifacts import METADATA_FILE, ModelError, find_model, read_metadata
 from solver.errors import ProfileError, SolverError
 from solver.host_check import TrustedHosts, trusted_hosts
 from solver.imaging import ImageError, decode_image
@@ -130,6 +130,10 @@ class SiteModels:
                                    f"them, or add {name}.yaml to {self.registry.directory}/)")
         return path
 
+    def model_folder(self, name: str) -> Path:
+        """``models_dir/NAME`` when it holds a model, else the package's shipped one of that name."""
+        return find_model(name, self.models_dir)
+
     def loaded(self, name: str) -> bool:
         return name in self._loaded
 
@@ -152,7 +156,7 @@ class SiteModels:
     def _load(self, name: str) -> SiteModel:
         path = self.profile_path(name)
         profile = self.registry.load(path)
-        model_dir = self.models_dir / name
+        model_dir = self.model_folder(name)
         started = time.perf_counter()
         recognizer = Recognizer(model_dir, profile)
         recognizer.warm_up()  # the first invoke allocates (about 10 ms): not on a client's time
@@ -165,7 +169,8 @@ class SiteModels:
 def build_api_app(registry: ProfileRegistry, models_dir: Path,
                   max_bytes: int = DEFAULT_MAX_BYTES, *, host: str = "127.0.0.1",
                   allowed_hosts: Iterable[str] = ()) -> Starlette:
-    """The HTTP API over ``registry``'s profiles and ``models_dir/NAME`` models, as an ASGI app.
+    """The HTTP API over ``registry``'s profiles and ``models_dir/NAME`` models (else the
+    shipped ones), as an ASGI app.
 
     ``max_bytes`` bounds a request body (413 beyond, checked while it streams
     in). Requests must name the server as 127.0.0.1, localhost, [::1], ``host``
@@ -309,7 +314,7 @@ def _describe(models: SiteModels, name: str, path: Path) -> dict[str, Any]:
                  format={"charset": fmt.charset, "min_length": fmt.min_length,
                          "max_length": fmt.max_length, "case_sensitive": fmt.case_sensitive},
                  min_confidence=profile.model.min_confidence)
-    model_dir = models.models_dir / name
+    model_dir = models.model_folder(name)
     if not (model_dir / METADATA_FILE).is_file():
         entry["model"] = None
         return entry

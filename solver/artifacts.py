@@ -155,5 +155,26 @@ def check_fits_profile(metadata: ModelMetadata, profile: SiteProfile, folder: Pa
 
 
 def models_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The folder of trained models: ``explicit``, else ``$SOLVER_MODELS_DIR``, else ``./models``."""
+    """The user's folder of trained models, where ``solver train`` writes: ``explicit``, else
+    ``$SOLVER_MODELS_DIR``, else ``./models``."""
     return Path(explicit or os.environ.get(MODELS_DIR_ENV) or "models")
+
+
+def find_model(name: str, explicit: str | os.PathLike[str] | None = None, *,
+               shipped: bool = True) -> Path:
+    """The folder to read model ``name`` from: the user's (:func:`models_dir`) when it holds a
+    model, else the one shipped in the package (``solver.shipped``), else the user's (where
+    ``solver train --site NAME`` would write it, so that a "no model" error names it).
+
+    A local model shadows the shipped one of the same name::
+
+        >>> find_model("example", "/nowhere")   # doctest: +ELLIPSIS
+        PosixPath('.../solver/shipped/models/example')
+    """
+    local = models_dir(explicit) / name
+    if (local / METADATA_FILE).is_file() or not shipped:
+        return local
+    from solver import shipped as package
+
+    bundled = package.models_path() / name
+    return bundled if (bundled / METADATA_FILE).is_file() else local

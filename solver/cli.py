@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from solver import __version__
 from solver.artifacts import MODELS_DIR_ENV
+from solver.artifacts import find_model
 from solver.artifacts import models_dir as default_models_dir
 from solver.errors import SolverError
 
@@ -28,7 +29,13 @@ logger = logging.getLogger("solver")
 
 
 def _models_dir(args: argparse.Namespace) -> Path:
+    """Where models are written: --models-dir, else $SOLVER_MODELS_DIR, else ./models."""
     return default_models_dir(getattr(args, "models_dir", None))
+
+
+def _model_for(args: argparse.Namespace, name: str) -> Path:
+    """Where model ``name`` is read from: the models folder, else the package's shipped one."""
+    return find_model(name, getattr(args, "models_dir", None))
 
 
 def _serve_foreground(server: SiteServer, host: str, exposed: str) -> int:
@@ -48,26 +55,36 @@ def _serve_foreground(server: SiteServer, host: str, exposed: str) -> int:
 def cmd_profiles_list(args: argparse.Namespace) -> int:
     from solver.profiles import ProfileRegistry
 
+    from solver import shipped
+    from solver.artifacts import METADATA_FILE
+
     registry = ProfileRegistry(args.profiles_dir)
     paths = registry.paths()
     if not paths:
         print(f"No profiles in {registry.directory}/ (write NAME.yaml there; "
               "see README.md, or `solver profiles schema`)")
         return 0
-    rows = [("NAME", "URL", "PIPELINE", "MODEL")]
+    # PROFILE and MODEL say where each comes from: a path, or "shipped" (inside the package)
+    rows = [("NAME", "URL", "PIPELINE", "MODEL", "PROFILE")]
     broken = 0
     for name, path in paths.items():
+        source = shipped.LABEL if registry.is_shipped(path) else str(path)
         try:
             profile = registry.load(path)
         except SolverError:
-            rows.append((name, "(invalid: run `solver profiles check " + str(path) + "`)", "", ""))
+            rows.append((name, "(invalid: run `solver profiles check " + str(path) + "`)", "", "",
+                         source))
             broken += 1
             continue
-        model = _models_dir(args) / name / "metadata.json"
-        rows.append((name, profile.url, profile.model.pipeline, "yes" if model.is_file() else "no"))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        model = _model_for(args, name)
+        where = ("no" if not (model / METADATA_FILE).is_file()
+                 else shipped.LABEL if shipped.is_shipped(model) else str(model))
+        rows.append((name, profile.url, profile.model.pipeline, where, source))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print(f"(looked in {registry.directory}/ and {_models_dir(args)}/, then the {shipped.LABEL} "
+          f"ones in {shipped.root()}/; a name in the former shadows the {shipped.LABEL} one)")
     return 1 if broken else 0
 
 
@@ -401,6 +418,7 @@ def cmd_dataset_pseudo_label(args: argparse.Namespace) -> int:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
+    from solver import shipped
     from solver.demo_site import SiteServer
     from solver.labeller import build_label_app
     from solver.profiles import ProfileRegistry
@@ -408,7 +426,7 @@ def cmd_label(args: argparse.Namespace) -> int:
 
     profile = ProfileRegistry(args.profiles_dir).load(args.site)
     store = _store(args)
-    model_dir = Path(args.model) if args.model else _models_dir(args) / profile.name
+    model_dir = Path(args.model) if args.model else _model_for(args, profile.name)
     # no model yet is normal for a site's first labels: the page then has no pre-fill
     has_model = bool(args.model) or (model_dir / "metadata.json").is_file()
     recognizer = Recognizer(model_dir, profile) if has_model else None
@@ -418,7 +436,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     stats = store.stats()
     print(f"{store.root}: {stats['images']} images, {stats['labelled']} labelled, "
           f"{stats['unlabelled']} to label "
-          + (f"({stats['suggested']} with a reading of {model_dir})" if recognizer
+          + (f"({stats['suggested']} with a reading of {shipped.describe(model_dir)})" if recognizer
              else f"(no model in {model_dir}: no suggestions)"))
     print(f"Labelling page on {server.url}/ (Enter saves, Esc skips, Ctrl+Z undoes the last "
           "save). Ctrl-C stops it.", flush=True)
@@ -445,7 +463,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         # ddddocr, general, site or a folder; readings are mapped into the profile's format
         recognizer = open_reader(args.model, profile, _models_dir(args))
     elif args.label != "none":
-        recognizer = Recognizer(_models_dir(args) / profile.name, profile)
+        recognizer = Recognizer(_model_for(args, profile.name), profile)
     store = _store(args)
     options = CollectOptions(
         count=args.n, out=store.root, concurrency=args.concurrency, label=args.label,
@@ -523,7 +541,7 @@ def _solve_on_page(args: argparse.Namespace, facts: dict[str, object]) -> SolveR
     if args.url:
         profile = profile.with_url(args.url)
     facts.update(site=profile.name, url=profile.url)
-    model_dir = Path(args.model) if args.model else _models_dir(args) / profile.name
+    model_dir = Path(args.model) if args.model else _model_for(args, profile.name)
     solver = Solver(profile, model_dir, attempts=args.attempts, timeout_ms=args.timeout * 1000)
     with sync_playwright() as playwright:
         browser = (run_sync(connect_steps(playwright, args.connect)) if args.connect
@@ -547,7 +565,7 @@ def _site_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from solver.recognizers import Recognizer
 
     profile = ProfileRegistry(args.profiles_dir).load(args.site)
-    model_dir = Path(args.model) if args.model else _models_dir(args) / profile.name
+    model_dir = Path(args.model) if args.model else _model_for(args, profile.name)
     return profile, Recognizer(model_dir, profile)
 
 
@@ -633,7 +651,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if options.time_budget_s is None:
         options.time_budget_s = 15 * 60
-    general = _models_dir(args) / "general"
+    general = _model_for(args, "general")
     if recipe == "general" and not (general / "metadata.json").is_file():
         from solver.errors import UsageError
 
@@ -721,9 +739,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         allowed_hosts=args.allow_host or ())
     server = SiteServer(app, host=args.host, port=args.port, access_log=args.verbose)
     names = registry.names()
-    trained = [name for name in names if (models_dir / name / "metadata.json").is_file()]
-    print(f"{len(names)} sites in {registry.directory}/, {len(trained)} with a model in "
-          f"{models_dir}/ ({', '.join(trained) or 'none: train one with `solver train --site NAME`'})")
+    trained = [name for name in names if (find_model(name, models_dir) / "metadata.json").is_file()]
+    print(f"{len(names)} sites in {registry.directory}/ and the shipped ones, {len(trained)} with a "
+          f"model in {models_dir}/ or shipped "
+          f"({', '.join(trained) or 'none: train one with `solver train --site NAME`'})")
     print(f"HTTP API on {server.url}/ (POST {server.url}/v1/sites/NAME/read with the image; "
           f"GET {server.url}/v1/sites). Ctrl-C stops it.", flush=True)
     return _serve_foreground(server, args.host, "use this API")
@@ -881,16 +900,18 @@ def build_parser() -> argparse.ArgumentParser:
     profiles_dir = argparse.ArgumentParser(add_help=False)
     profiles_dir.add_argument(
         "--profiles-dir", metavar="DIR",
-        help="folder of NAME.yaml profiles (default: $SOLVER_PROFILES_DIR, else ./site_profiles)")
+        help="folder of NAME.yaml profiles (default: $SOLVER_PROFILES_DIR, else ./site_profiles); "
+             "a name not there is looked for among the shipped profiles")
     models_dir = argparse.ArgumentParser(add_help=False)
     models_dir.add_argument(
         "--models-dir", metavar="DIR",
-        help=f"folder of trained models (default: ${MODELS_DIR_ENV}, else ./models)")
+        help=f"folder of trained models (default: ${MODELS_DIR_ENV}, else ./models); a model not "
+             "there is looked for among the shipped ones; training writes here")
 
     profiles = verbs.add_parser("profiles", help="list, check and describe site profiles")
     profile_verbs = profiles.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = profile_verbs.add_parser("list", parents=[profiles_dir, models_dir],
-                                       help="name, URL, pipeline and whether a model exists")
+                                       help="name, URL, pipeline, and where its model and profile come from")
     listing.set_defaults(func=cmd_profiles_list)
     check = profile_verbs.add_parser("check", help="validate profile files, printing every problem")
     check.add_argument("paths", nargs="+", metavar="PATH")

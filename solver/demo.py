@@ -2,7 +2,7 @@
 
 Starts the local captcha site, opens it in a real browser with a profile,
 checks that a wrong answer is refused, then solves ``solves`` captchas with the
-shipped model (``models/NAME``) and reports the success rate and the time of
+shipped model (``models/NAME``, else the package's own) and reports the success rate and the time of
 each stage.
 """
 
@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from solver import shipped
+from solver.artifacts import find_model
 from solver.demo_site import CaptchaSite, LiveSite, SiteServer
 from solver.demo_site.styles import get_style
 from solver.profiles import ProfileRegistry, SiteProfile, profile_from_data
@@ -56,7 +58,7 @@ class DemoReport:
             "Wrong answer: " + ("refused by the site, and a new captcha shown"
                                 if self.wrong_answer_refused and self.new_captcha_after_try
                                 else "NOT handled as expected"),
-            f"Model: {self.model_dir} " + ("found" if self.model_found else
+            f"Model: {shipped.describe(self.model_dir or '')} " + ("found" if self.model_found else
                                            "not trained yet (solving needs one: `solver train --site example`)"),
             "Timings: " + ", ".join(f"{stage} {ms:.0f} ms" for stage, ms in self.timings_ms.items()),
         ]
@@ -84,7 +86,7 @@ def demo_profile(style: str, profiles_dir: str | None) -> SiteProfile:
 
 
 def run_demo(style: str = "example", port: int = 0, headed: bool = False,
-             profiles_dir: str | None = None, models_dir: str = "models",
+             profiles_dir: str | None = None, models_dir: str | None = None,
              seed: int | None = None, solves: int = 20,
              progress: Callable[[str], None] | None = None) -> DemoReport:
     from playwright.sync_api import sync_playwright
@@ -127,7 +129,7 @@ def run_demo(style: str = "example", port: int = 0, headed: bool = False,
             second = live.challenge(page, style)
             report.new_captcha_after_try = second is not None and second is not first
             lap("wrong answer")
-            report.model_dir = Path(models_dir) / profile.name
+            report.model_dir = find_model(profile.name, models_dir)  # the user's, else the shipped one
             report.model_found = (report.model_dir / "metadata.json").is_file()
             if report.model_found and solves > 0:
                 _solve_many(report, profile, page, solves, progress)

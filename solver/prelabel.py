@@ -293,19 +293,18 @@ def _ctc_text_and_confidence(steps: np.ndarray, charset: list[str], blank: int) 
 def open_reader(spec: str, profile: SiteProfile, models_dir: str | os.PathLike[str]) -> PrelabelReader:
     """The reader that ``spec`` names.
 
-    ``ddddocr``: ddddocr's generic model; ``general``: ``MODELS_DIR/general``, the
-    shipped general model; ``site``: the site's own model ``MODELS_DIR/NAME``;
-    anything else: a model folder's path.
+    ``ddddocr``: ddddocr's generic model; ``general``: ``MODELS_DIR/general``, else the
+    shipped general model; ``site``: the site's own model ``MODELS_DIR/NAME`` (else a
+    shipped one of that name); anything else: a model folder's path.
 
         reader = open_reader("general", load_profile("site_profiles/example.yaml"), "models")
     """
-    from solver.artifacts import METADATA_FILE
+    from solver.artifacts import METADATA_FILE, find_model
 
-    models_dir = Path(models_dir)
     if spec == "ddddocr":
         return DdddocrReader(profile)
     if spec == GENERAL_MODEL:
-        folder = models_dir / GENERAL_MODEL
+        folder = find_model(GENERAL_MODEL, models_dir)  # the user's, else the shipped one
         if not (folder / METADATA_FILE).is_file():
             raise PrelabelError(
                 f"{folder}: no general model there (no {METADATA_FILE}); put the general model "
@@ -313,7 +312,7 @@ def open_reader(spec: str, profile: SiteProfile, models_dir: str | os.PathLike[s
                 "another reader: ddddocr, or a model folder's path")
         return ModelFolderReader(folder, profile)
     if spec == "site":
-        folder = models_dir / profile.name
+        folder = find_model(profile.name, models_dir)
         if not (folder / METADATA_FILE).is_file():
             raise PrelabelError(
                 f"{folder}: {profile.name} has no model yet (no {METADATA_FILE}); train one with "
@@ -340,8 +339,8 @@ def default_reader_spec(profile: SiteProfile, models_dir: str | os.PathLike[str]
     """
     import importlib.util
 
-    from solver.artifacts import METADATA_FILE
+    from solver.artifacts import METADATA_FILE, find_model
 
-    if (Path(models_dir) / profile.name / METADATA_FILE).is_file():
+    if (find_model(profile.name, models_dir) / METADATA_FILE).is_file():
         return "site"
     return "ddddocr" if importlib.util.find_spec("ddddocr") is not None else GENERAL_MODEL

@@ -1019,24 +1019,71 @@ def profiles_dir(override: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.environ.get(PROFILES_DIR_ENV) or DEFAULT_PROFILES_DIR)
 
 
-class ProfileRegistry:
-    """Finds profiles by name in one directory (``NAME.yaml`` or ``NAME.yml``)."""
+def _same_folder(one: Path, other: Path) -> bool:
+    try:
+        return one.resolve() == other.resolve()
+    except OSError:
+        return False
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+
+def _folder_profiles(folder: Path) -> dict[str, Path]:
+    """The ``NAME.yaml``/``NAME.yml`` files of one folder, by name; a name twice is warned about."""
+    found: dict[str, Path] = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            if path.stem in found:
+                logger.warning("profile %r is defined twice: %s and %s; using %s",
+                               path.stem, found[path.stem], path, found[path.stem])
+                continue
+            found[path.stem] = path
+    return found
+
+
+class ProfileRegistry:
+    """Finds profiles by name (``NAME.yaml`` or ``NAME.yml``): in one folder first, then among the
+    profiles shipped in the package (``solver.shipped``), unless ``shipped=False``.
+
+    The folder is ``directory``, else ``$SOLVER_PROFILES_DIR``, else ``./site_profiles``; a
+    profile there shadows the shipped one of the same name::
+
+        >>> registry = ProfileRegistry("my_profiles")
+        >>> registry.load("example").name         # shipped, unless my_profiles/example.yaml exists
+        'example'
+        >>> registry.is_shipped(registry.paths()["example"])
+        True
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None, *,
+                 shipped: bool = True) -> None:
         self.directory = profiles_dir(directory)
+        self.shipped_directory: Path | None = None
+        if shipped:
+            from solver import shipped as package
+
+            self.shipped_directory = package.profiles_path()
+
+    @property
+    def directories(self) -> list[Path]:
+        """The folders looked in, first to last (the shipped one once, even when named twice)."""
+        folders = [self.directory]
+        if self.shipped_directory is not None and not _same_folder(self.directory,
+                                                                   self.shipped_directory):
+            folders.append(self.shipped_directory)
+        return folders
+
+    def is_shipped(self, path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` is one of the package's own profiles."""
+        return (self.shipped_directory is not None
+                and _same_folder(Path(path).parent, self.shipped_directory))
 
     def paths(self) -> dict[str, Path]:
         found: dict[str, Path] = {}
-        if not self.directory.is_dir():
-            return found
-        for path in sorted(self.directory.iterdir()):
-            if path.suffix in (".yaml", ".yml") and path.is_file():
-                if path.stem in found:
-                    logger.warning("profile %r is defined twice: %s and %s; using %s",
-                                   path.stem, found[path.stem], path, found[path.stem])
-                    continue
-                found[path.stem] = path
-        return found
+        for folder in self.directories:
+            found.update({name: path for name, path in _folder_profiles(folder).items()
+                          if name not in found})  # the user's folder shadows the shipped one
+        return dict(sorted(found.items()))
 
     def names(self) -> list[str]:
         return list(self.paths())

@@ -30,9 +30,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--captcha-url", metavar="URL",
                     help="open this URL instead of the --captcha-site profile's (a staging server, say)")
     group.addoption("--captcha-profiles-dir", metavar="DIR",
-                    help="folder of NAME.yaml profiles (default: $SOLVER_PROFILES_DIR, else ./site_profiles)")
+                    help="folder of NAME.yaml profiles (default: $SOLVER_PROFILES_DIR, else ./site_profiles; "
+                         "then the shipped ones)")
     group.addoption("--captcha-models-dir", metavar="DIR",
-                    help="folder of trained models (default: $SOLVER_MODELS_DIR, else ./models)")
+                    help="folder of trained models (default: $SOLVER_MODELS_DIR, else ./models; then the "
+                         "shipped ones)")
     group.addoption("--captcha-attempts", type=int, default=3, metavar="N",
                     help="tries per solve (default 3)")
 

@@ -8,7 +8,7 @@ recognition runs in a worker thread, off the event loop.
 
     from solver import Solver
 
-    solver = Solver.for_site("example")       # profiles in ./site_profiles, models in ./models
+    solver = Solver.for_site("example")       # ./site_profiles and ./models, then the shipped ones
     solver.open(page)                          # the profile's URL and pre-steps (optional)
     result = solver.solve(page)                # fills, submits, checks, retries
     text = solver.read(page).text              # only reads the captcha on the page
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from solver.artifacts import models_dir as default_models_dir
+from solver.artifacts import find_model
 from solver.capture import ResponseRecorder, grab_steps
 from solver.errors import UsageError
 from solver.page import (Shown, SlowWait, Waits, captcha_steps, next_captcha_steps, open_steps,
@@ -183,7 +183,7 @@ def _resolve(profile: SiteProfile | str, model_dir: str | os.PathLike[str] | Non
     if isinstance(profile, str):
         profile = ProfileRegistry(profiles_dir).load(profile)
     if model_dir is None:
-        model_dir = default_models_dir(models_dir) / profile.name
+        model_dir = find_model(profile.name, models_dir)  # the user's, else the shipped one
     return profile, Path(model_dir)
 
 
@@ -201,8 +201,12 @@ class _Shell:
 
     @classmethod
     def for_site(cls, name: str, **options: Any) -> Any:
-        """The profile ``name`` (``./site_profiles`` or ``profiles_dir``) and its model
-        (``./models/NAME``, ``$SOLVER_MODELS_DIR/NAME`` or ``models_dir``)."""
+        """The profile ``name`` and its model, each from the user's folder, else the package's.
+
+        The user's folders are ``profiles_dir`` (else ``$SOLVER_PROFILES_DIR``, else
+        ``./site_profiles``) and ``models_dir`` (else ``$SOLVER_MODELS_DIR``, else ``./models``);
+        after them come the ones shipped inside the package (``solver.shipped``), so
+        ``Solver.for_site("example")`` works from any folder."""
         return cls(name, **options)
 
     @property

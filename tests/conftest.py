@@ -16,7 +16,7 @@ from solver.browser import choose_browser  # noqa: E402
 from solver.demo_site import CaptchaSite, LiveSite, SiteServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-PROFILES_DIR = ROOT / "site_profiles"
+PROFILES_DIR = ROOT / "solver" / "shipped" / "profiles"
 
 
 @pytest.fixture(scope="session")

@@ -28,8 +28,8 @@ from solver.profiles import ProfileRegistry, SiteProfile
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-PROFILES = ROOT / "site_profiles"
-MODELS = ROOT / "models"
+PROFILES = ROOT / "solver" / "shipped" / "profiles"
+MODELS = ROOT / "solver" / "shipped" / "models"
 
 
 # ---------------------------------------------------------------------------
@@ -125,7 +125,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> ProfileRegistry:
     write_profile(folder, "digits", "untrained")
     write_profile(folder, "example", "mismatch")
     (folder / "broken.yaml").write_text("name: broken\nurl: [\n")
-    return ProfileRegistry(folder)
+    return ProfileRegistry(folder, shipped=False)  # these sites only
 
 
 @pytest.fixture(scope="module")

@@ -70,7 +70,7 @@ def test_concurrent_pages_neither_duplicate_nor_lose_images(live_site: LiveSite,
 
 
 def test_an_interrupted_collection_resumes_to_exactly_n(live_site: LiveSite, tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "solver", "collect", "--profiles-dir", str(ROOT / "site_profiles"),
+    command = [sys.executable, "-m", "solver", "collect", "--profiles-dir", str(ROOT / "solver" / "shipped" / "profiles"),
                "--site", "digits", "--url", live_site.url_for("digits"), "-n", "30",
                "--data", str(tmp_path), "--quiet"]
     # a suite started in the background (`cmd &`) ignores SIGINT, and children inherit that:
@@ -95,8 +95,8 @@ def test_an_interrupted_collection_resumes_to_exactly_n(live_site: LiveSite, tmp
 
 
 def test_confirm_keeps_only_labels_the_site_accepted(live_site: LiveSite, tmp_path: Path) -> None:
-    profile = live_site.profile("digits", str(ROOT / "site_profiles"))
-    recognizer = Recognizer(ROOT / "models" / "digits", profile)
+    profile = live_site.profile("digits", str(ROOT / "solver" / "shipped" / "profiles"))
+    recognizer = Recognizer(ROOT / "solver" / "shipped" / "models" / "digits", profile)
     accepted_before = live_site.site.stats["accepted"]
     summary = collect(profile, CollectOptions(count=12, out=tmp_path, label="confirm"), recognizer)
     accepted = live_site.site.stats["accepted"] - accepted_before
@@ -114,8 +114,8 @@ def test_confirm_keeps_only_labels_the_site_accepted(live_site: LiveSite, tmp_pa
 
 
 def test_model_labels_are_suggestions_not_labels(live_site: LiveSite, tmp_path: Path) -> None:
-    profile = live_site.profile("digits", str(ROOT / "site_profiles"))
-    recognizer = Recognizer(ROOT / "models" / "digits", profile)
+    profile = live_site.profile("digits", str(ROOT / "solver" / "shipped" / "profiles"))
+    recognizer = Recognizer(ROOT / "solver" / "shipped" / "models" / "digits", profile)
     summary = collect(profile, CollectOptions(count=4, out=tmp_path, label="model"), recognizer)
     store = DatasetStore(tmp_path)
     assert summary.suggested == 4 and store.stats()["labelled"] == 0

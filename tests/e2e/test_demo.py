@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("style", ["example", "iframe"])
+@pytest.mark.parametrize("style", ["datauri", "iframe"])  # styles with no shipped model of their own
 def test_demo_opens_the_site_and_reports(style: str, tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "solver", "demo", "--style", style,
                            "--models-dir", str(tmp_path)],
@@ -32,7 +32,7 @@ def test_demo_solves_with_the_shipped_model() -> None:
                           capture_output=True, text=True, timeout=180, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[4] == "Model: models/example found"
+    assert lines[4] == "Model: example (shipped) found"  # no ./models/example: the package's own
     solved = next(line for line in lines if line.startswith("Solved: "))
     assert int(solved.split()[1]) >= 4 and " of 5 " in solved
     assert next(line for line in lines if line.startswith("Per solve, median: wait "))

@@ -25,7 +25,7 @@ from solver.drawing import CaptchaDrawer
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-PROFILES = ROOT / "site_profiles"
+PROFILES = ROOT / "solver" / "shipped" / "profiles"
 
 
 def start(command: list[str]) -> subprocess.Popen[str]:

@@ -20,7 +20,7 @@ from solver.recognizers import Recognizer
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-REGISTRY = ProfileRegistry(ROOT / "site_profiles")
+REGISTRY = ProfileRegistry(ROOT / "solver" / "shipped" / "profiles")
 DIGITS = REGISTRY.load("digits")  # exactly 4 digits, case-sensitive
 EXAMPLE = REGISTRY.load("example")  # 4 to 6 of 0-9A-Z, case ignored
 DRAWER = CaptchaDrawer.from_settings(DIGITS.synthetic)
@@ -248,7 +248,7 @@ def test_case_is_folded_when_the_profile_ignores_it(page: Page, serve: Callable[
 
 def test_a_real_model_prefills_its_readings(page: Page, serve: Callable[..., str],
                                             tmp_path: Path) -> None:
-    recognizer = Recognizer(ROOT / "models" / "digits", DIGITS)
+    recognizer = Recognizer(ROOT / "solver" / "shipped" / "models" / "digits", DIGITS)
     store = open_store(tmp_path / "data")
     truth = {store.add(DRAWER.png(text)).entry.file: text for text in ("0427", "9158", "3306", "7741")}
     serve(store, DIGITS, recognizer)

@@ -33,8 +33,8 @@ from solver.steps import run_sync
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-PROFILES = str(ROOT / "site_profiles")
-DIGITS_MODEL = ROOT / "models" / "digits"
+PROFILES = str(ROOT / "solver" / "shipped" / "profiles")
+DIGITS_MODEL = ROOT / "solver" / "shipped" / "models" / "digits"
 CLASSIC = {"img", "data-uri", "canvas", "iframe", "background"}
 PATTERNS = [name for name, style in load_styles().items() if style.variant not in CLASSIC]
 
@@ -233,7 +233,7 @@ def test_the_cli_says_what_it_waited_for_and_counts_the_fallbacks(live_site: Liv
     assert "fallbacks: 1 refreshes fell back to a reload after 1." in run.stdout
     # three tries: one reading of the wrong length is not submitted, and must not make this pass
     # or fail by chance
-    run = subprocess.run([*solver, "solve", *site, "--attempts", "3", "--models-dir", str(ROOT / "models")],
+    run = subprocess.run([*solver, "solve", *site, "--attempts", "3", "--models-dir", str(ROOT / "solver" / "shipped" / "models")],
                          capture_output=True, text=True, timeout=120)
     assert "for the site's verdict (form.success '.no-such-message' or form.failure '.nor-this')" \
         in run.stderr

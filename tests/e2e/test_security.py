@@ -31,7 +31,7 @@ from solver.profiles import ProfileRegistry
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-PROFILES = ROOT / "site_profiles"
+PROFILES = ROOT / "solver" / "shipped" / "profiles"
 REGISTRY = ProfileRegistry(PROFILES)
 DIGITS = REGISTRY.load("digits")  # exactly 4 digits
 DRAWER = CaptchaDrawer.from_settings(DIGITS.synthetic)
@@ -104,7 +104,7 @@ def labeller(store: DatasetStore) -> Iterator[SiteServer]:
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[SiteServer]:
-    with SiteServer(build_api_app(REGISTRY, ROOT / "models"), port=0) as server:
+    with SiteServer(build_api_app(REGISTRY, ROOT / "solver" / "shipped" / "models"), port=0) as server:
         yield server
 
 
@@ -158,7 +158,7 @@ def test_the_bound_host_and_allowed_hosts_are_accepted(store: DatasetStore) -> N
         for host in ("0.0.0.0", "captcha.lan:8766", "CAPTCHA.lan", "[::5]:1", "localhost"):
             assert call(server, "GET", "/api/next", headers={"Host": host})[0] == 200, host
         assert call(server, "GET", "/api/next", headers={"Host": "other.lan"})[0] == 400
-    api = build_api_app(REGISTRY, ROOT / "models", host="::1", allowed_hosts=["*.lan"])
+    api = build_api_app(REGISTRY, ROOT / "solver" / "shipped" / "models", host="::1", allowed_hosts=["*.lan"])
     with SiteServer(api, port=0) as server:
         for host in ("[::1]:80", "a.lan", "b.c.lan:80"):
             assert call(server, "GET", "/healthz", headers={"Host": host})[0] == 200, host

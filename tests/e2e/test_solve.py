@@ -23,12 +23,12 @@ from solver.solve import AsyncSolver, Solver
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-PROFILES = str(ROOT / "site_profiles")
+PROFILES = str(ROOT / "solver" / "shipped" / "profiles")
 STYLES = ["example", "digits", "datauri", "canvas", "iframe", "background"]
 
 
 def model_for(style: str) -> Path:
-    return ROOT / "models" / ("digits" if style == "digits" else "example")
+    return ROOT / "solver" / "shipped" / "models" / ("digits" if style == "digits" else "example")
 
 
 def changed(profile: SiteProfile, section: str, **values: Any) -> SiteProfile:
@@ -165,7 +165,7 @@ def test_the_pytest_plugin_example_passes(live_site: LiveSite) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "examples" / "pytest"),
          "--captcha-site", "example", "--captcha-url", live_site.url_for("example"),
-         "--captcha-profiles-dir", PROFILES, "--captcha-models-dir", str(ROOT / "models")],
+         "--captcha-profiles-dir", PROFILES, "--captcha-models-dir", str(ROOT / "solver" / "shipped" / "models")],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout
@@ -213,7 +213,7 @@ def test_solve_cli_says_when_the_site_does_not_answer(tmp_path: Path) -> None:
     data = yaml.safe_load((Path(PROFILES) / "example.yaml").read_text())
     (tmp_path / "example.yaml").write_text(yaml.safe_dump({**data, "url": url}))
     base = [sys.executable, "-m", "solver", "solve", "--site", "example", "--profiles-dir",
-            str(tmp_path), "--models-dir", str(ROOT / "models")]
+            str(tmp_path), "--models-dir", str(ROOT / "solver" / "shipped" / "models")]
     expected = (f"the site at {url} does not answer (is it running? nothing accepts connections "
                 f"on 127.0.0.1:{url.split(':')[2].split('/')[0]}; start it, or point the "
                 "profile's url, or --url, at where it runs)")

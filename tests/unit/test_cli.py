@@ -17,7 +17,7 @@ import yaml
 from solver.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-PROFILES = ROOT / "site_profiles"
+PROFILES = ROOT / "solver" / "shipped" / "profiles"
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None,
@@ -32,11 +32,34 @@ def test_profiles_list(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     assert main(["profiles", "list", "--profiles-dir", str(PROFILES),
                  "--models-dir", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["NAME", "URL", "PIPELINE", "MODEL"]
-    rows = {line.split()[0]: line.split() for line in lines[1:]}
-    assert rows["example"] == ["example", "http://127.0.0.1:8765/example/", "ctc", "yes"]
-    assert rows["digits"][-1] == "no"
+    assert lines[0].split() == ["NAME", "URL", "PIPELINE", "MODEL", "PROFILE"]
+    rows = {line.split()[0]: line.split() for line in lines[1:-1]}
+    # the local model shadows the shipped one; digits has only the shipped one
+    assert rows["example"] == ["example", "http://127.0.0.1:8765/example/", "ctc",
+                               str(tmp_path / "example"), "shipped"]
+    assert rows["digits"][-2:] == ["shipped", "shipped"]
+    assert rows["canvas"][-2:] == ["no", "shipped"]
     assert set(rows) == {p.stem for p in PROFILES.glob("*.yaml")}
+    assert lines[-1].startswith(f"(looked in {PROFILES}/ and {tmp_path}/, then the shipped ones in ")
+
+
+def test_profiles_list_says_where_each_comes_from(capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    """A profile in the profiles folder shadows the shipped one of that name; the rest are shipped."""
+    data = yaml.safe_load((PROFILES / "digits.yaml").read_text())
+    (tmp_path / "digits.yaml").write_text(yaml.safe_dump({**data, "url": "http://127.0.0.1:1/own/"}))
+    (tmp_path / "shop.yaml").write_text(yaml.safe_dump({**data, "name": "shop"}))
+    assert main(["profiles", "list", "--profiles-dir", str(tmp_path),
+                 "--models-dir", str(tmp_path / "none")]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:-1]}
+    assert rows["digits"] == ["digits", "http://127.0.0.1:1/own/", "ctc", "shipped",
+                              str(tmp_path / "digits.yaml")]
+    assert rows["shop"][-2:] == ["no", str(tmp_path / "shop.yaml")]
+    assert rows["example"][-2:] == ["shipped", "shipped"]
+    from solver.profiles import ProfileRegistry
+
+    assert ProfileRegistry(tmp_path).load("digits").url == "http://127.0.0.1:1/own/"
+    assert ProfileRegistry(tmp_path, shipped=False).names() == ["digits", "shop"]
 
 
 def test_profiles_list_flags_invalid_files(capsys: pytest.CaptureFixture[str],
@@ -217,7 +240,7 @@ def test_label_serves_the_page_with_the_models_readings(tmp_path: Path) -> None:
         assert server.stdout is not None
         counts = server.stdout.readline()
         assert counts == (f"{tmp_path / 'd'}: 2 images, 0 labelled, 2 to label "
-                          f"(2 with a reading of {Path('models') / 'digits'})\n")
+                          "(2 with a reading of digits (shipped))\n")
         banner = server.stdout.readline()
         assert banner.startswith("Labelling page on http://127.0.0.1:")
         url = banner.split()[3].rstrip("/")

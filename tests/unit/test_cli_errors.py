@@ -14,8 +14,8 @@ import pytest
 from solver.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-PROFILES = str(ROOT / "site_profiles")
-MODELS = str(ROOT / "models")
+PROFILES = str(ROOT / "solver" / "shipped" / "profiles")
+MODELS = str(ROOT / "solver" / "shipped" / "models")
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,7 @@ from solver.dataset import JOURNAL, DatasetError, DatasetStore, read_labelled_fo
 from solver.drawing import CaptchaDrawer
 
 ROOT = Path(__file__).resolve().parents[2]
-PROFILES = ROOT / "site_profiles"
+PROFILES = ROOT / "solver" / "shipped" / "profiles"
 DRAWER = CaptchaDrawer(width=120, height=45, font_sizes=(32,))
 
 

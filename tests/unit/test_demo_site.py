@@ -196,7 +196,7 @@ def test_unknown_style_name_is_refused() -> None:
 
 
 def test_each_style_has_its_matching_profile() -> None:
-    registry = ProfileRegistry(ROOT / "site_profiles")
+    registry = ProfileRegistry(ROOT / "solver" / "shipped" / "profiles")
     for name, style in load_styles().items():
         profile = registry.load(name)
         assert profile.to_dict() == {**style.profile_data(), "description": profile.description}

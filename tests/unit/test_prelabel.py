@@ -26,8 +26,8 @@ from solver.prelabel import (
 from solver.profiles import SiteProfile, load_profile, load_profile_text
 
 ROOT = Path(__file__).resolve().parents[2]
-PROFILES = ROOT / "site_profiles"
-MODELS = ROOT / "models"
+PROFILES = ROOT / "solver" / "shipped" / "profiles"
+MODELS = ROOT / "solver" / "shipped" / "models"
 DIGITS_YAML = PROFILES / "digits.yaml"
 
 
@@ -158,6 +158,7 @@ def test_ddddocr_readings_are_mapped_into_the_profile(drawn_digits: list[tuple[s
 
 def test_missing_readers_say_how_to_get_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                               digits_profile: SiteProfile) -> None:
+    monkeypatch.setattr("solver.shipped.models_path", lambda: tmp_path / "no-shipped-models")
     with pytest.raises(PrelabelError) as general:
         open_reader("general", digits_profile, tmp_path)
     assert str(general.value).startswith(f"{tmp_path / 'general'}: no general model there")
@@ -272,7 +273,9 @@ def test_pseudo_label_then_train_with_and_without_them(
     assert build_parser().parse_args(["train", "--site", "digits", "--pseudo-labels"]).pseudo_labels
 
 
-def test_cli_errors_name_the_fix(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_cli_errors_name_the_fix(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("solver.shipped.models_path", lambda: tmp_path / "no-shipped-models")
     site = ["--site", str(DIGITS_YAML), "--data", str(tmp_path / "d"), "--models-dir",
             str(tmp_path)]
     assert main(["dataset", "suggest", *site, "--reader", "general"]) == 2
@@ -310,3 +313,4 @@ def test_the_shipped_general_model_reads_its_own_look_for_any_charset(tmp_path: 
     assert all(p.text == p.text.upper() for p in proposals)  # folded onto the site's one case
     assert sum(p.text == word for p, word in zip(proposals, words)) >= 3
     assert default_reader_spec(upper, tmp_path) == "ddddocr"  # installed here, no site model
+    assert open_reader("general", upper, tmp_path / "empty").model_dir == MODELS / "general"  # shipped

@@ -19,7 +19,7 @@ from solver.profiles import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = sorted((ROOT / "site_profiles").glob("*.yaml"))
+SHIPPED = sorted((ROOT / "solver" / "shipped" / "profiles").glob("*.yaml"))
 
 GOOD = {
     "name": "shop",
@@ -290,7 +290,7 @@ class TestRegistry:
         self.write(tmp_path, "alpha")
         beta = self.write(tmp_path, "beta", ".yml")
         (tmp_path / "notes.txt").write_text("not a profile")
-        registry = ProfileRegistry(tmp_path)
+        registry = ProfileRegistry(tmp_path, shipped=False)
         assert registry.names() == ["alpha", "beta"]
         assert registry.load("alpha").name == "alpha"
         assert registry.load(str(beta)).name == "beta"
@@ -299,7 +299,7 @@ class TestRegistry:
         self.write(tmp_path, "example")
         self.write(tmp_path, "digits")
         with pytest.raises(ProfileNotFoundError) as caught:
-            ProfileRegistry(tmp_path).load("exampel")
+            ProfileRegistry(tmp_path, shipped=False).load("exampel")
         assert str(caught.value) == (
             f"{tmp_path}: exampel: no profile of that name (did you mean 'example'? available: "
             "digits, example; or pass a path to a .yaml file, or choose the folder with "
@@ -310,8 +310,25 @@ class TestRegistry:
                                                monkeypatch: pytest.MonkeyPatch) -> None:
         self.write(tmp_path, "gamma")
         monkeypatch.setenv("SOLVER_PROFILES_DIR", str(tmp_path))
-        assert ProfileRegistry().names() == ["gamma"]
-        assert ProfileRegistry(tmp_path / "elsewhere").names() == []
+        assert ProfileRegistry(shipped=False).names() == ["gamma"]
+        assert ProfileRegistry(tmp_path / "elsewhere", shipped=False).names() == []
+
+    def test_the_folder_comes_first_then_the_shipped_profiles(self, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+        from solver import shipped
+
+        own = self.write(tmp_path, "example")  # shadows the shipped example
+        self.write(tmp_path, "gamma")
+        monkeypatch.chdir(tmp_path / "..")  # no ./site_profiles here
+        registry = ProfileRegistry(tmp_path)
+        paths = registry.paths()
+        assert paths["example"] == own and not registry.is_shipped(own)
+        assert paths["gamma"].parent == tmp_path
+        assert paths["digits"] == shipped.profiles_path() / "digits.yaml"
+        assert registry.is_shipped(paths["digits"])
+        assert set(ProfileRegistry().names()) == {p.stem for p in SHIPPED}  # from any folder
+        assert registry.directories == [tmp_path, shipped.profiles_path()]
+        assert ProfileRegistry(shipped.profiles_path()).directories == [shipped.profiles_path()]
 
     def test_same_name_twice_warns_and_keeps_the_first(self, tmp_path: Path,
                                                        caplog: pytest.LogCaptureFixture) -> None:
@@ -322,9 +339,9 @@ class TestRegistry:
 
 
 def test_shipped_example_is_a_site_profile() -> None:
-    profile = load_profile(ROOT / "site_profiles" / "example.yaml")
+    profile = load_profile(ROOT / "solver" / "shipped" / "profiles" / "example.yaml")
     assert isinstance(profile, SiteProfile)
-    assert profile.source == ROOT / "site_profiles" / "example.yaml"
+    assert profile.source == ROOT / "solver" / "shipped" / "profiles" / "example.yaml"
 
 
 def test_pre_steps_take_values_from_the_environment_only() -> None:

@@ -32,7 +32,7 @@ from solver.profiles import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = (ROOT / "site_profiles" / "example.yaml").read_text(encoding="utf-8")
+EXAMPLE = (ROOT / "solver" / "shipped" / "profiles" / "example.yaml").read_text(encoding="utf-8")
 WHERE = "fuzz/example.yaml"
 DEADLINE = timedelta(seconds=2)
 

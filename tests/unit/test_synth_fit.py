@@ -20,7 +20,7 @@ from solver.errors import ProfileError
 from solver.profiles import SyntheticSection, load_profile, profile_from_data
 
 ROOT = Path(__file__).resolve().parents[2]
-PROFILES = ROOT / "site_profiles"
+PROFILES = ROOT / "solver" / "shipped" / "profiles"
 KAGGLE = ROOT.parent / "shared" / "datasets" / "kaggle_v2"
 BASE = {
     "name": "shop",

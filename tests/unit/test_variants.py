@@ -86,7 +86,7 @@ def test_lookalikes_follow_the_seed_whatever_the_workers() -> None:
 
 def test_profiles_without_variants_keep_their_fingerprint() -> None:
     """Models trained before variants existed still fit their profiles."""
-    profile = load_profile(ROOT / "site_profiles" / "example.yaml")
+    profile = load_profile(ROOT / "solver" / "shipped" / "profiles" / "example.yaml")
     assert "variants" not in profile.synthetic.fingerprint_data()
     with_variants = _profile({"variants": [{"grayscale": True}]})
     assert with_variants.synthetic.fingerprint_data()["variants"] == [{"grayscale": True}]
