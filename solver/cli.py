@@ -38,6 +38,16 @@ def _model_for(args: argparse.Namespace, name: str) -> Path:
     return find_model(name, getattr(args, "models_dir", None))
 
 
+def _load_tensorflow(args: argparse.Namespace) -> None:
+    """Import TensorFlow for a training verb, its C++ start-up lines kept off stderr unless
+    --verbose (absl's and CUDA's come from native code whatever TF_CPP_MIN_LOG_LEVEL says)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.verbose else "2" if args.debug else "3")
+    from solver.quiet import native_stderr_filtered
+
+    with native_stderr_filtered():
+        import tensorflow  # noqa: F401
+
+
 def _serve_foreground(server: SiteServer, host: str, exposed: str) -> int:
     """Serve until Ctrl-C; warn first when ``host`` lets other machines in (what they can do: ``exposed``)."""
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -617,7 +627,7 @@ def _train_recipe(args: argparse.Namespace) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if args.debug else "3")
+    _load_tensorflow(args)
     from solver.profiles import ProfileRegistry
     from solver.training.train import TrainOptions, train
 
@@ -761,7 +771,7 @@ def _corrected(samples: list, args: argparse.Namespace) -> list:
 
 
 def _eval_curve(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if args.debug else "3")
+    _load_tensorflow(args)
     from solver.dataset import check_labels, read_labelled_folder
     from solver.profiles import ProfileRegistry
     from solver.training.curve import CurveOptions, curve_table, learning_curve, parse_sizes, plot_curve
@@ -1229,8 +1239,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from solver.quiet import show_banners
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    show_banners(args.verbose or args.debug)  # LiteRT's and TensorFlow's start-up lines
     logging.basicConfig(level=logging.DEBUG if args.debug else
                         logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

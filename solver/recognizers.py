@@ -25,6 +25,7 @@ import numpy as np
 from solver.artifacts import ModelError, ModelMetadata, check_fits_profile, read_metadata
 from solver.charset import Charset
 from solver.imaging import decode_image, to_model_input
+from solver.quiet import native_stderr_filtered
 
 if TYPE_CHECKING:
     from solver.profiles import SiteProfile
@@ -83,7 +84,8 @@ class Recognizer:
             raise ModelError(f"{path}: the model has {output[-1]} output classes, but its charset "
                              f"needs {classes} (the folder mixes two models; retrain it)")
         self._batch = 1
-        interpreter.allocate_tensors()
+        with native_stderr_filtered():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line
+            interpreter.allocate_tensors()
         return interpreter
 
     def _read_segmented(self, image: ImageLike) -> tuple[str, float]:
@@ -117,7 +119,8 @@ class Recognizer:
             source = interpreter.get_input_details()[0]["index"]
             if batch.shape[0] != self._batch:
                 interpreter.resize_tensor_input(source, list(batch.shape))
-                interpreter.allocate_tensors()
+                with native_stderr_filtered():
+                    interpreter.allocate_tensors()
                 self._batch = batch.shape[0]
             interpreter.set_tensor(source, batch.astype(np.float32, copy=False))
             interpreter.invoke()
