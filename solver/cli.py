@@ -38,6 +38,17 @@ def _model_for(args: argparse.Namespace, name: str) -> Path:
     return find_model(name, getattr(args, "models_dir", None))
 
 
+def _start_model(args: argparse.Namespace) -> Path | None:
+    """--from: a model folder, or a bare name found like any model (the models folder, then the
+    shipped ones), so that `--from general` works from any folder."""
+    if not args.start_from:
+        return None
+    given = Path(args.start_from)
+    if given.exists() or len(given.parts) > 1:
+        return given
+    return _model_for(args, args.start_from)
+
+
 def _load_tensorflow(args: argparse.Namespace) -> None:
     """Import TensorFlow for a training verb, its C++ start-up lines kept off stderr unless
     --verbose (absl's and CUDA's come from native code whatever TF_CPP_MIN_LOG_LEVEL says)."""
@@ -639,7 +650,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = TrainOptions(
         profile=profile, data=[Path(d) for d in args.data], pipeline=args.pipeline,
         synthetic=args.synthetic, real_fraction=args.real_fraction,
-        start_from=Path(args.start_from) if args.start_from else None, epochs=args.epochs,
+        start_from=_start_model(args), epochs=args.epochs,
         time_budget_s=args.time_budget * 60 if args.time_budget else None,
         batch_size=args.batch_size, seed=args.seed,
         out=Path(args.out) if args.out else _models_dir(args) / profile.name,
@@ -982,7 +993,8 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--real-fraction", type=float, default=None,
                           help="share of each batch taken from real images (default 0.5)")
     training.add_argument("--from", dest="start_from", metavar="MODEL_DIR",
-                          help="fine-tune from this model folder")
+                          help="fine-tune from this model folder, or a model's name (general: the "
+                          "shipped general model)")
     training.add_argument("--epochs", type=int, default=None, help="default 30")
     training.add_argument("--time-budget", type=float, metavar="MINUTES",
                           help="the whole run's time, drawing look-alikes included: stop (keeping "

@@ -282,3 +282,22 @@ def test_eval_applies_label_corrections(capsys: pytest.CaptureFixture[str], tmp_
     fixes.write_text("name,text\n0.png,4821\n")
     assert main([*site, "--corrections", str(fixes)]) == 1
     assert "the header must name file and label (found name, text)" in capsys.readouterr().err
+
+
+def test_train_from_a_bare_name_finds_the_model_like_any_other(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--from general` is the shipped general model from any folder; a path stays a path."""
+    from solver import shipped
+    from solver.cli import _start_model, build_parser
+
+    monkeypatch.chdir(tmp_path)
+
+    def start(*flags: str) -> Path | None:
+        return _start_model(build_parser().parse_args(["train", "--site", "example", *flags]))
+
+    assert start("--from", "general") == shipped.models_path() / "general"
+    assert start("--from", "models/general") == Path("models/general")
+    (tmp_path / "models" / "general").mkdir(parents=True)
+    (tmp_path / "models" / "general" / "metadata.json").write_text("{}")
+    assert start("--from", "general") == Path("models") / "general"  # the local one shadows it
+    assert start() is None
