@@ -70,11 +70,15 @@ class CaptchaSite:
     ``seed`` makes the sequence of answers of each style reproducible (pixels
     are not: the captcha package draws its noise from ``secrets``).
     ``clock`` returns seconds; tests pass their own to reach expiry quickly.
+    ``lockout_after``: a site that locks a visitor out, for tests of a client's
+    respect: a session's submission after its first ``lockout_after`` ones is
+    answered HTTP 429, and so is every later request of that session.
     """
 
     def __init__(self, styles: Iterable[str] | None = None, *, seed: int | None = None,
                  default_style: str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 lockout_after: int | None = None) -> None:
         every = load_styles()
         names = list(styles) if styles is not None else list(every)
         unknown = [name for name in names if name not in every]
@@ -90,7 +94,10 @@ class CaptchaSite:
                         else secrets.SystemRandom() for name in names}
         self._challenges: OrderedDict[tuple[str, str], Challenge] = OrderedDict()
         self._lock = threading.Lock()
-        self.stats = {"issued": 0, "accepted": 0, "refused": 0, "expired": 0, "refetched": 0}
+        self.stats = {"issued": 0, "accepted": 0, "refused": 0, "expired": 0, "refetched": 0,
+                      "locked_out": 0}
+        self.lockout_after = lockout_after
+        self._submissions: OrderedDict[str, int] = OrderedDict()  # per session, when counted
         # single-use image URLs already served, per session: a second fetch is refused (403)
         self._used_urls: OrderedDict[tuple[str, str], None] = OrderedDict()
         #: the latest captchas issued, oldest first (tests compare what a client grabbed)
@@ -160,6 +167,9 @@ class CaptchaSite:
             if style is None:
                 return self._not_found()
             session_id, new = self._session(request)
+            if self._locked_out(session_id, counting=handler == self._login):
+                return PlainTextResponse("Too many attempts. Try again later.", status_code=429,
+                                         headers={**NO_STORE, "Retry-After": "3600"})
             if inspect.iscoroutinefunction(handler):
                 response = await handler(request, style, session_id)
             else:
@@ -170,6 +180,20 @@ class CaptchaSite:
             return response
 
         return endpoint
+
+    def _locked_out(self, session_id: str, counting: bool) -> bool:
+        """Whether ``session_id`` is locked out (``lockout_after``); a submission counts first."""
+        if self.lockout_after is None:
+            return False
+        with self._lock:
+            count = self._submissions.get(session_id, 0) + counting
+            self._submissions[session_id] = count
+            self._submissions.move_to_end(session_id)
+            while len(self._submissions) > MAX_CHALLENGES:
+                self._submissions.popitem(last=False)
+            locked = count > self.lockout_after
+            self.stats["locked_out"] += locked
+            return locked
 
     def _not_found(self) -> Response:
         links = "".join(f'<li><a href="/{name}/">{name}</a></li>' for name in self.styles)

@@ -67,11 +67,17 @@ class Style:
     noise_dots: int
     noise_curves: int
     ttl_seconds: float = 300.0
+    #: more of the drawer's settings (solver.drawing.LOOK_SETTINGS): colours, clutter, strokes
+    look: tuple[tuple[str, Any], ...] = ()
+    #: TrueType files by name, looked for in the system's and matplotlib's font folders
+    fonts: tuple[str, ...] = ()
 
     @functools.cached_property
     def drawer(self) -> CaptchaDrawer:
+        look = {key: tuple(value) if isinstance(value, list) else value for key, value in self.look}
         return CaptchaDrawer(width=self.width, height=self.height, font_sizes=self.font_sizes,
-                             noise_dots=self.noise_dots, noise_curves=self.noise_curves)
+                             noise_dots=self.noise_dots, noise_curves=self.noise_curves,
+                             fonts=find_fonts(self.fonts), **look)
 
     def matches(self, expected: str, given: str) -> bool:
         given = given.strip()
@@ -150,7 +156,45 @@ def _animated_gif(drawer: CaptchaDrawer, answer: str) -> bytes:
 
 
 _LOOK_KEYS = ("charset", "length", "case_sensitive", "width", "height", "font_sizes",
-              "noise_dots", "noise_curves")
+              "noise_dots", "noise_curves", "look", "fonts")
+
+#: where :func:`find_fonts` looks for a style's fonts, in order
+FONT_FOLDERS = ("/usr/share/fonts", "/usr/local/share/fonts", "/Library/Fonts",
+                "C:/Windows/Fonts")
+
+
+@functools.cache
+def find_fonts(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The paths of the TrueType files ``names`` (file names such as ``DejaVuSerif-Bold.ttf``).
+
+    A style's fonts are not shipped (no binaries in the repository): they are
+    looked for in the system's font folders and in matplotlib's, which carries
+    the DejaVu family. A font found nowhere is left out with a warning; with
+    none found the captcha package's own font draws the style.
+    """
+    import logging
+    from pathlib import Path
+
+    if not names:
+        return ()
+    folders = [Path(folder) for folder in FONT_FOLDERS]
+    try:
+        import matplotlib
+
+        folders.append(Path(matplotlib.get_data_path()) / "fonts" / "ttf")
+    except ImportError:
+        pass
+    found = []
+    for name in names:
+        path = next((hit for folder in folders if folder.is_dir()
+                     for hit in sorted(folder.rglob(name)) if hit.is_file()), None)
+        if path is None:
+            logging.getLogger(__name__).warning(
+                "font %s not found in %s: the style is drawn without it", name,
+                ", ".join(str(f) for f in folders))
+        else:
+            found.append(str(path))
+    return tuple(found)
 
 
 def _build(name: str, raw: dict[str, Any], everything: dict[str, Any]) -> Style:
@@ -163,6 +207,8 @@ def _build(name: str, raw: dict[str, Any], everything: dict[str, Any]) -> Style:
         raise SiteError(f"style {name!r}: variant {data.get('variant')!r} is not one of "
                         f"{', '.join(VARIANTS)} (fix styles.yaml)")
     low, high = data.pop("length")
+    data["look"] = tuple(sorted((data.pop("look", None) or {}).items()))
+    data["fonts"] = tuple(data.pop("fonts", None) or ())
     return Style(name=name, title=data.pop("title"), variant=data.pop("variant"),
                  charset=data.pop("charset"), min_length=low, max_length=high,
                  case_sensitive=data.pop("case_sensitive"), width=data.pop("width"),

@@ -141,7 +141,8 @@ def test_site_styles(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["site", "styles"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert names == ["example", "digits", "datauri", "canvas", "iframe", "background", "framedoc",
-                     "pagelink", "delayed", "lazy", "once", "shadow", "fetchform", "redirect", "gif"]
+                     "pagelink", "delayed", "lazy", "once", "shadow", "fetchform", "redirect", "gif",
+                     "pair", "serif", "stencil"]
 
 
 def free_port() -> int:
