@@ -150,7 +150,8 @@ def cmd_profiles_show(args: argparse.Namespace) -> int:
 def cmd_site_serve(args: argparse.Namespace) -> int:
     from solver.demo_site import CaptchaSite, SiteServer
 
-    site = CaptchaSite(seed=args.seed, default_style=args.style)
+    site = CaptchaSite(seed=args.seed, default_style=args.style,
+                       lockout_after=getattr(args, "lockout_after", None))
     server = SiteServer(site.app, host=args.host, port=args.port, access_log=args.verbose)
     print(f"Local captcha site on {server.url}/ (style {args.style} at {server.url_for(args.style)}"
           f"; all styles: {', '.join(site.styles)}). Ctrl-C stops it.", flush=True)
@@ -508,6 +509,29 @@ def cmd_collect(args: argparse.Namespace) -> int:
           f"({stats['verified']} verified by the site), {stats['unlabelled']} to label"
           + (" (`solver label --site " + profile.name + "`)" if stats["unlabelled"] else ""))
     return 0
+
+
+# --------------------------------------------------------------------- learn
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    """Rounds of confirmed collection and training (solver.learn); 130 on Ctrl-C, 1 on a lock-out."""
+    from solver.learn import LearnOptions, learn
+    from solver.profiles import ProfileRegistry
+
+    profile = ProfileRegistry(args.profiles_dir).load(args.site)
+    if args.url:
+        profile = profile.with_url(args.url)
+    options = LearnOptions(
+        data=Path(args.data) if args.data else None, models_dir=_models_dir(args),
+        target=args.target, per_round=args.per_round, label_budget=args.label_budget,
+        time_budget_s=args.time_budget * 60 if args.time_budget else None, rate=args.rate,
+        round_train_s=args.round_minutes * 60, start=args.start, restart=args.restart,
+        timeout_ms=args.timeout * 1000, headed=args.headed, connect=args.connect, seed=args.seed)
+    summary = learn(profile, options, report=lambda line: print(line, flush=True))
+    for line in summary.lines():
+        print(line)
+    return 130 if summary.interrupted else 1 if summary.locked_out else 0
 
 
 # --------------------------------------------------------------------- solve
@@ -952,6 +976,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8765, help="port (default: 8765; 0: any free port)")
     serve.add_argument("--seed", type=int, help="make the sequence of answers reproducible")
+    serve.add_argument("--lockout-after", type=_count, metavar="N",
+                       help="answer HTTP 429 to a session after its first N submissions (to test "
+                       "a client's respect for a site's limits)")
     serve.set_defaults(func=cmd_site_serve)
     styles = site_verbs.add_parser("styles", help="list the site's styles")
     styles.set_defaults(func=cmd_site_styles)
@@ -1190,6 +1217,42 @@ def build_parser() -> argparse.ArgumentParser:
                             "http://HOST:PORT (Chromium's --remote-debugging-port)")
     collecting.add_argument("--quiet", action="store_true", help="no progress bar")
     collecting.set_defaults(func=cmd_collect)
+
+    learning = verbs.add_parser(
+        "learn", parents=[profiles_dir, models_dir],
+        help="learn a site from the site itself: rounds of collection with the site confirming "
+        "each answer, and training, until --target")
+    learning.add_argument("--site", required=True, metavar="NAME",
+                          help="profile name, or a path to a .yaml file")
+    learning.add_argument("--data", metavar="DIR", help="dataset folder (default: data/NAME); "
+                          "the run's state is kept in DIR/learn/")
+    learning.add_argument("--target", type=float, default=0.95, metavar="SHARE",
+                          help="stop when a round reads this share of fresh captchas right "
+                          "(default 0.95)")
+    learning.add_argument("--per-round", type=_count, default=200, metavar="N",
+                          help="captchas read in each round (default 200)")
+    learning.add_argument("--label-budget", type=_count, metavar="N",
+                          help="the most answers to submit in all (default: no limit)")
+    learning.add_argument("--time-budget", type=float, default=30, metavar="MIN",
+                          help="minutes for the whole run, every session counted (default 30; "
+                          "0: no limit)")
+    learning.add_argument("--rate", type=float, default=1.0, metavar="PER_SECOND",
+                          help="the most submissions a second (default 1)")
+    learning.add_argument("--round-minutes", type=float, default=5, metavar="MIN",
+                          help="the most minutes one round's training takes (default 5)")
+    learning.add_argument("--start", default="auto", metavar="SPEC",
+                          help="what reads the first round: auto (the site's model, else the "
+                          "dataset's labels, else ddddocr, else general), site, ddddocr, general "
+                          "or a model folder")
+    learning.add_argument("--restart", action="store_true",
+                          help="forget the run's state and start anew (the dataset stays)")
+    learning.add_argument("--url", help="learn from this URL instead of the profile's")
+    learning.add_argument("--headed", action="store_true", help="show the browser window")
+    learning.add_argument("--timeout", type=float, default=10, metavar="SECONDS",
+                          help="per page action (default 10)")
+    learning.add_argument("--connect", metavar="URL", help="use a remote browser (as collect)")
+    learning.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    learning.set_defaults(func=cmd_learn)
 
     api = verbs.add_parser(
         "serve", parents=[profiles_dir, models_dir],

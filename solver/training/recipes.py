@@ -42,7 +42,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,22 +179,31 @@ def sure_threshold(readings: Readings, truths: Sequence[str], precision: float =
 
 
 def pseudo_labels(model_dir: Path, options: TrainOptions, paths: Sequence[Path],
-                  min_confidence: float, seed: int) -> list[Sample]:
-    """The readings of ``model_dir`` that are sure and stable under two random warps, as pseudo-labels."""
+                  min_confidence: float, seed: int,
+                  known_wrong: Mapping[Path, Collection[str]] | None = None) -> list[Sample]:
+    """The readings of ``model_dir`` that are sure and stable under two random warps, as pseudo-labels.
+
+    ``known_wrong``: texts known not to be an image's label (by resolved path; a
+    site refused them, see :mod:`solver.learn`), never taken as its pseudo-label.
+    """
     fmt = options.profile.format
     readings = read_with_warps(model_dir, options, paths, seed)
+    wrong = known_wrong or {}
     return [Sample(path, text, pseudo=True) for path, text, confidence, stable
             in zip(readings.paths, readings.texts, readings.confidences, readings.stable)
-            if stable and confidence >= min_confidence and fmt.label_problem(text) is None]
+            if stable and confidence >= min_confidence and fmt.label_problem(text) is None
+            and text not in wrong.get(path.resolve(), ())]
 
 
 def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
                report: Callable[[str], None] = print, plan: RecipePlan | None = None,
-               candidates: Sequence[str] = CANDIDATES, general: Path | None = GENERAL_MODEL
-               ) -> TrainResult:
+               candidates: Sequence[str] = CANDIDATES, general: Path | None = GENERAL_MODEL,
+               known_wrong: Mapping[Path, Collection[str]] | None = None) -> TrainResult:
     """Choose the recipe on held-out labels within ``options.time_budget_s``; save the best.
 
     ``general``: the model the ``general`` recipe starts from (left out where it is missing).
+    ``known_wrong``: readings a site refused, by resolved image path: an unlabelled
+    image is never pseudo-labelled with one (see :func:`pseudo_labels`).
     """
     plan = plan or RecipePlan()
     started = time.monotonic()
@@ -258,7 +267,7 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
                 read_with_warps(best.model_dir, options, [s.path for s in held_out], options.seed),
                 [s.label for s in held_out], plan.pseudo_precision, plan.min_confidence)
             guessed = pseudo_labels(best.model_dir, options, pool, threshold,
-                                    options.seed + rounds)
+                                    options.seed + rounds, known_wrong)
             report(f"round {rounds}: {best.name} is sure of {len(guessed)} of {len(pool)} "
                    f"unlabelled images (confidence at least {threshold:.2f}, where its held-out "
                    f"readings are {plan.pseudo_precision:.0%} right)"
@@ -291,7 +300,7 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
             best.model_dir, options, pool, sure_threshold(
                 read_with_warps(best.model_dir, options, [s.path for s in held_out], options.seed),
                 [s.label for s in held_out], plan.pseudo_precision, plan.min_confidence),
-            options.seed + 99)
+            options.seed + 99, known_wrong)
         record["all_labels_pass"] = True
         last = dataclasses.replace(
             recipe_options(base, best.name.split("+")[0], work / "all-labels",

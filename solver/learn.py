@@ -1,0 +1,724 @@
+"""`solver learn`: learn a site's captcha from the site itself, the site confirming each answer.
+
+A site that one may automate says, for every answer submitted, whether it was
+right: an exact labeller that costs nothing but a submission. ``learn`` runs
+rounds of
+
+1. **collect with confirmation**: ``per_round`` fresh captchas are read by the
+   current reader and each reading that fits the profile is submitted, at most
+   ``rate`` submissions a second. An accepted reading is stored in the dataset
+   as a verified label (``source`` ``site``); a refused one is stored
+   unlabelled, and the reading it was refused for is kept in the run's log as
+   a known-wrong label; a reading that does not fit the profile is not
+   submitted (the image is stored unlabelled). The round's **reading rate** is
+   the share of its captchas that the site accepted on the first and only
+   attempt, measured by the site's own verdicts;
+2. **train** (:func:`solver.training.recipes.auto_train`) on the verified
+   labels, the held-out choice deciding between the recipes, with the
+   unlabelled and refused images as the pool for pseudo-labels, never with a
+   refused image's refused text;
+
+and back, until a round's reading rate reaches ``target``, the label budget
+(submissions in all), the time budget or Ctrl-C ends it.
+
+It starts from what there is: the site's own model when it fits the profile,
+else enough labels in the dataset to train one (hand labels from ``solver
+label``), else ddddocr when it is installed, else the shipped general model. A
+pre-labelling reader that reads almost nothing of a round gives way to the
+next one.
+
+Respect for the site: submissions are spaced by ``1 / rate`` seconds, and the
+run stops at once on signs of a lock-out (:class:`LockedOut`): an HTTP 429, or
+403 on the page or the form, a page that stops showing the captcha, or a
+verdict that is neither the profile's success nor its failure.
+
+Everything is on disk in ``DATA/learn/``: ``state.json`` (rewritten atomically
+at every step) and ``captchas.jsonl``, one fsynced line per captcha seen (what
+was read, whether it was submitted, the verdict). Verified labels go to the
+dataset, journalled, before the log line is written. Running the same command
+again after an interruption resumes the round where it stopped.
+
+    from solver.learn import LearnOptions, learn
+    summary = learn(profile, LearnOptions(data=Path("data/shop"), time_budget_s=1800))
+    print("\\n".join(summary.lines()))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from solver.dataset import DatasetStore
+from solver.errors import SiteError, SolverError, UsageError
+from solver.profiles import SiteProfile
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+LOG_FILE = "captchas.jsonl"
+STATE_VERSION = 1
+#: the pre-labelling readers to start from, in order, when the site has no model of its own
+STARTERS = ("ddddocr", "general")
+#: a pre-labelling reader whose round is accepted less often than this gives way to the next
+STARTER_MIN_RATE = 0.03
+#: the statuses that say "you are locked out": any response for 429, the page or form for 403
+LOCKOUT_ANY = (429,)
+LOCKOUT_DOCUMENT = (403, 429)
+DOCUMENT_TYPES = ("document", "fetch", "xhr")
+
+
+class LockedOut(SiteError):
+    """The site showed a sign of locking this client out; learning stopped at once."""
+
+
+@dataclass(frozen=True)
+class LearnOptions:
+    """How long to learn, how hard to press the site, where to keep things.
+
+    ``training`` holds more :class:`~solver.training.train.TrainOptions` fields
+    for every training (tests give a tiny ``config``); ``plan`` a
+    :class:`~solver.training.recipes.RecipePlan`.
+    """
+
+    data: Path | None = None  # default: data/NAME
+    models_dir: Path = Path("models")
+    target: float = 0.95  # a round whose reading rate reaches this ends the run
+    per_round: int = 200  # captchas each round reads
+    label_budget: int | None = None  # the most submissions in all (every session of the run)
+    time_budget_s: float | None = 30 * 60  # the whole run, every session counted
+    rate: float = 1.0  # submissions per second, at most
+    round_train_s: float = 5 * 60  # the most one training may take
+    min_train_s: float = 45.0  # a training shorter than this is not worth starting
+    start: str = "auto"  # auto | site | ddddocr | general | a model folder
+    min_labels: int = 30  # the recipe choice needs this many labels
+    restart: bool = False  # forget the run's state (the dataset stays)
+    timeout_ms: float = 10_000
+    headed: bool = False
+    connect: str | None = None
+    seed: int = 0
+    training: Mapping[str, Any] = field(default_factory=dict)
+    plan: Any = None
+
+    def check(self) -> None:
+        if not 0.0 < self.target <= 1.0:
+            raise UsageError(f"--target {self.target}: give a share between 0 and 1, e.g. 0.95")
+        if self.per_round < 1:
+            raise UsageError(f"--per-round {self.per_round}: read at least 1 captcha a round")
+        if not 0.0 < self.rate <= 50.0:
+            raise UsageError(f"--rate {self.rate}: give 0.01 to 50 submissions a second "
+                             "(the default, 1, is gentle on a site)")
+        if self.label_budget is not None and self.label_budget < 1:
+            raise UsageError(f"--label-budget {self.label_budget}: allow at least 1 submission")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise UsageError("--time-budget: give a positive number of minutes")
+
+    @property
+    def interval_s(self) -> float:
+        return 1.0 / self.rate
+
+
+# ---------------------------------------------------------------------------------- the log
+
+
+class CaptchaLog:
+    """``captchas.jsonl``: one line per captcha seen, appended and synced before the next.
+
+    A line cut short by a kill was never confirmed and is skipped on reading.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records: list[dict[str, Any]] = list(self._read())
+
+    def _read(self) -> Iterator[dict[str, Any]]:
+        if not self.path.is_file():
+            return
+        data = self.path.read_bytes()
+        for line in data[:data.rfind(b"\n") + 1].splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                logger.warning("%s: a damaged line is skipped", self.path)
+                continue
+            if isinstance(record, dict):
+                yield record
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+        with open(self.path, "ab") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.records.append(record)
+
+    def of_round(self, number: int) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("round") == number]
+
+    def submitted(self) -> int:
+        return sum(r.get("outcome") in ("accepted", "refused", "unknown") for r in self.records)
+
+    def known_wrong(self, root: Path) -> dict[Path, set[str]]:
+        """The readings the site refused, by the resolved path of their image."""
+        wrong: dict[Path, set[str]] = {}
+        for record in self.records:
+            if record.get("outcome") == "refused" and record.get("file"):
+                wrong.setdefault((root / record["file"]).resolve(), set()).add(record["text"])
+        return wrong
+
+
+@dataclass
+class RoundCounts:
+    """What one round's captchas came to."""
+
+    shown: int = 0
+    submitted: int = 0
+    accepted: int = 0
+    refused: int = 0
+    not_submitted: int = 0
+
+    @classmethod
+    def of(cls, records: list[dict[str, Any]]) -> RoundCounts:
+        outcomes = Counter(r.get("outcome") for r in records)
+        return cls(shown=len(records), submitted=outcomes["accepted"] + outcomes["refused"]
+                   + outcomes["unknown"], accepted=outcomes["accepted"],
+                   refused=outcomes["refused"], not_submitted=outcomes["not-submitted"])
+
+    @property
+    def rate(self) -> float:
+        """First-attempt success: accepted of the captchas shown (an unsubmitted one failed)."""
+        return self.accepted / self.shown if self.shown else 0.0
+
+
+# ---------------------------------------------------------------------------------- the state
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` through a synced temporary file and a rename."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+@dataclass
+class LearnState:
+    """Where a run stands: ``state.json``."""
+
+    site: str
+    phase: str = "collect"  # collect | train | done
+    round: int = 1  # the round collecting or training now
+    reader: str = "site"  # what reads this round's captchas (a prelabel spec)
+    starters: list[str] = field(default_factory=list)  # pre-labelling readers still to try
+    seconds: float = 0.0  # spent by the sessions before this one
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str = ""  # why the last session ended
+    started: str = field(default_factory=_now)
+    version: int = STATE_VERSION
+
+    @classmethod
+    def load(cls, path: Path) -> LearnState | None:
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            known = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{key: value for key, value in data.items() if key in known})
+        except (ValueError, TypeError) as error:
+            raise SolverError(f"{path}: not a learning state ({error}); move it away, or run "
+                              "with --restart to start the run afresh (the dataset stays)") from None
+
+    def save(self, path: Path) -> None:
+        write_json_atomically(path, dataclasses.asdict(self))
+
+
+def next_action(state: LearnState, options: LearnOptions, labels: int, submitted: int,
+                spent_s: float) -> tuple[str, str]:
+    """What the run does next: ``("collect" | "train" | "stop", why)``. No side effects.
+
+    ``labels``: the dataset's usable labels; ``submitted``: submissions in all;
+    ``spent_s``: the run's time so far, every session counted.
+    """
+    if state.phase == "done":
+        return "stop", state.stopped or "the run had ended"
+    if options.label_budget is not None and submitted >= options.label_budget:
+        return "stop", f"the label budget ({options.label_budget} submissions) is spent"
+    left = None if options.time_budget_s is None else options.time_budget_s - spent_s
+    if left is not None and left <= 0:
+        return "stop", f"the time budget ({options.time_budget_s / 60:g} min) is spent"
+    if state.phase == "collect":
+        return "collect", f"round {state.round}: read fresh captchas with {state.reader}"
+    if labels < options.min_labels:
+        return "collect", (f"{labels} labels are fewer than the {options.min_labels} training "
+                           "needs: another round of collection first")
+    if left is not None and left < options.min_train_s + collect_estimate_s(options):
+        return "stop", "too little of the time budget is left to train and measure again"
+    return "train", f"round {state.round}: train on {labels} labels"
+
+
+def collect_estimate_s(options: LearnOptions) -> float:
+    """About how long a round of collection takes: the rate limit, and a page's own time."""
+    return options.per_round * max(options.interval_s, 0.25)
+
+
+def train_budget_s(options: LearnOptions, spent_s: float) -> float:
+    """This round's training time: ``round_train_s``, less where the time budget ends sooner
+    (a round of collection is left over, to measure what the training did)."""
+    if options.time_budget_s is None:
+        return options.round_train_s
+    left = options.time_budget_s - spent_s - collect_estimate_s(options)
+    return max(0.0, min(options.round_train_s, left))
+
+
+def after_collection(state: LearnState, counts: RoundCounts, options: LearnOptions,
+                     labels: int) -> str:
+    """Update ``state`` once a round's collection is complete; returns a line for the report.
+
+    The round's rate decides whether the target is reached; a pre-labelling
+    reader that read almost nothing gives way to the next one.
+    """
+    state.rounds.append({"round": state.round, "reader": state.reader,
+                         **dataclasses.asdict(counts), "rate": round(counts.rate, 4),
+                         "labels": labels, "at": _now()})
+    line = (f"round {state.round}: {state.reader} read {counts.accepted} of {counts.shown} fresh "
+            f"captchas right ({counts.rate:.1%}, the site's verdicts); submitted "
+            f"{counts.submitted}, refused {counts.refused}, not submitted {counts.not_submitted}; "
+            f"{labels} labels in the dataset")
+    if counts.shown >= options.per_round and counts.rate >= options.target:
+        state.phase, state.stopped = "done", (f"round {state.round} read {counts.rate:.1%} of "
+                                              f"fresh captchas (target {options.target:.0%})")
+        return line
+    if state.reader != "site" and labels < options.min_labels and \
+            counts.rate < STARTER_MIN_RATE and state.starters:
+        following = state.starters.pop(0)
+        line += f"; {state.reader} reads too little of this site, {following} reads next"
+        state.reader = following
+    elif state.reader != "site" and labels < options.min_labels and counts.rate < STARTER_MIN_RATE:
+        state.phase, state.stopped = "done", (
+            f"no starting reader reads this site ({state.reader} read {counts.rate:.1%}); label "
+            f"{options.min_labels} captchas by hand (`solver collect` then `solver label`) and "
+            "run again")
+        return line
+    state.phase = "train"
+    return line
+
+
+# ---------------------------------------------------------------------------------- the site
+
+
+class RateLimiter:
+    """At most one event every ``interval_s`` seconds."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s, self.clock = interval_s, clock
+        self.last: float | None = None
+
+    def delay(self) -> float:
+        """Seconds to wait before the next event."""
+        if self.last is None:
+            return 0.0
+        return max(0.0, self.last + self.interval_s - self.clock())
+
+    async def wait(self) -> None:
+        pause = self.delay()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        self.last = self.clock()
+
+
+class LockoutGuard:
+    """Watches a page's responses for the statuses of a lock-out (429; 403 on the page or form)."""
+
+    def __init__(self, page: Any) -> None:
+        self.reason = ""
+        self.event = asyncio.Event()
+        self._page = page
+        page.on("response", self._on_response)
+
+    def _on_response(self, response: Any) -> None:
+        status = response.status
+        kind = response.request.resource_type
+        if status in LOCKOUT_ANY or (status in LOCKOUT_DOCUMENT and kind in DOCUMENT_TYPES):
+            self.trip(f"the site answered HTTP {status} to {response.url}")
+
+    def trip(self, reason: str) -> None:
+        if not self.reason:
+            self.reason = reason
+            self.event.set()
+
+    def check(self) -> None:
+        if self.reason:
+            raise LockedOut(f"{self.reason}: stopped at once (the site may be limiting this "
+                            "client; wait before trying again, lower --rate)")
+
+
+@dataclass
+class _Round:
+    """One round's collection, in progress."""
+
+    number: int
+    count: int  # captchas still to read
+    deadline: float | None  # monotonic time at which the time budget ends
+    submissions_left: int | None
+
+
+async def _read_round(profile: SiteProfile, store: DatasetStore, reader: Any, log: CaptchaLog,
+                      work: _Round, options: LearnOptions, limiter: RateLimiter,
+                      report: Callable[[str], None]) -> str:
+    """Read and submit ``work.count`` captchas; returns why it stopped early, or ""."""
+    from playwright.async_api import async_playwright
+
+    from solver.capture import ResponseRecorder, grab_steps
+    from solver.collect import open_browser
+    from solver.page import next_captcha_steps, open_steps, refresh_steps, send_steps, verdict_steps
+    from solver.steps import run_async
+
+    fmt = profile.format
+    async with async_playwright() as playwright:
+        browser = await open_browser(playwright, options.connect, headed=options.headed)
+        try:
+            context = await browser.new_context()
+            page = await context.new_page()
+            guard = LockoutGuard(page)
+            recorder = ResponseRecorder(page)
+            shown, tried = None, None
+            for _ in range(work.count):
+                if work.deadline is not None and time.monotonic() >= work.deadline:
+                    return "the time budget is spent"
+                if work.submissions_left is not None and work.submissions_left <= 0:
+                    return "the label budget is spent"
+                guard.check()
+                try:
+                    if shown is None:
+                        shown = await run_async(open_steps(page, profile, None, options.timeout_ms))
+                    elif tried is not None:
+                        shown = await run_async(next_captcha_steps(page, profile, tried,
+                                                                   options.timeout_ms))
+                    else:
+                        shown = await run_async(refresh_steps(page, profile, shown,
+                                                              options.timeout_ms))
+                    tried = None
+                    data = (await run_async(grab_steps(page, shown.element,
+                                                       profile.captcha.capture, recorder))).data
+                except Exception as error:  # ours, and Playwright's (a closed page, a timeout)
+                    guard.check()  # a 429 is the better reason
+                    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+                    raise LockedOut(f"the page stopped showing the captcha ({first}): stopped at "
+                                    "once (a site that locks clients out often hides it)") from None
+                reading = reader.read(data)
+                text = fmt.normalise(reading.text) if reading.text else ""
+                confidence = None if reading.confidence is None else round(float(reading.confidence), 4)
+                record = {"round": work.number, "text": text, "confidence": confidence,
+                          "reader": getattr(reader, "description", "site"), "at": _now()}
+                if not text or fmt.label_problem(text) is not None:
+                    added = store.add(data, source="learn")
+                    log.append({**record, "file": added.entry.file, "outcome": "not-submitted"})
+                    continue
+                await limiter.wait()
+                guard.check()
+                outcome = await _submit(page, profile, text, options, guard, send_steps,
+                                        verdict_steps, run_async)
+                if work.submissions_left is not None:
+                    work.submissions_left -= 1
+                tried = shown.fingerprint
+                if outcome == "accepted":
+                    added = store.add(data, text, source="site", verified=True)
+                else:
+                    added = store.add(data, source="learn")
+                log.append({**record, "file": added.entry.file, "outcome": outcome})
+                if outcome == "unknown":
+                    raise LockedOut(
+                        f"{page.url}: after submitting, the page showed neither form.success "
+                        f"{profile.form.success!r} nor form.failure {profile.form.failure!r} "
+                        "(a message the profile does not know: a lock-out, or a changed page): "
+                        "stopped at once; check the page, and the profile's form section")
+                if profile.form.success_url and outcome == "accepted":
+                    shown, tried = None, None  # the site went elsewhere: start again
+            return ""
+        finally:
+            await browser.close()
+
+
+async def _submit(page: Any, profile: SiteProfile, text: str, options: LearnOptions,
+                  guard: LockoutGuard, send_steps: Any, verdict_steps: Any, run_async: Any) -> str:
+    """Submit ``text`` and wait for the verdict, or for a lock-out status, whichever comes first."""
+    async def submit() -> str:
+        await run_async(send_steps(page, profile, text, options.timeout_ms))
+        return str(await run_async(verdict_steps(page, profile, options.timeout_ms)))
+
+    task = asyncio.ensure_future(submit())
+    locked = asyncio.ensure_future(guard.event.wait())
+    try:
+        await asyncio.wait({task, locked}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        locked.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        guard.check()
+    try:
+        return task.result()
+    except SolverError as error:  # the form's input or button went away
+        guard.check()
+        raise LockedOut(f"the form could not be used ({error}): stopped at once") from None
+
+
+def _run_in_own_loop(coroutine_factory: Callable[[], Any]) -> Any:
+    """Run a coroutine to completion, in a thread of its own where a loop already runs here."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine_factory())
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="solver-learn") as pool:
+        return pool.submit(lambda: asyncio.run(coroutine_factory())).result()
+
+
+# ---------------------------------------------------------------------------------- the run
+
+
+@dataclass
+class LearnSummary:
+    """What a run did, all sessions together."""
+
+    stopped: str
+    rounds: list[dict[str, Any]]
+    submitted: int
+    outcomes: dict[str, int]
+    labels: int
+    seconds: float
+    model_dir: Path
+    locked_out: bool = False
+    interrupted: bool = False
+    target_reached: bool = False
+    partial: dict[str, Any] | None = None  # the round whose collection did not finish
+    rate: float = 1.0  # the submissions' rate limit, per second
+
+    def lines(self) -> list[str]:
+        out = [f"stopped: {self.stopped}"]
+        for record in self.rounds:
+            out.append(f"  round {record['round']} ({record['reader']}): {record['rate']:.1%} of "
+                       f"{record['shown']} read right, {record['labels']} labels after it")
+        if self.partial:
+            out.append(f"  round {self.partial['round']} ({self.partial['reader']}, not finished): "
+                       f"{self.partial['rate']:.1%} of {self.partial['shown']} read right")
+        out.append(f"submitted {self.submitted} answers to the site in all: "
+                   + ", ".join(f"{name} {count}" for name, count in sorted(self.outcomes.items()))
+                   + f" (at most {self.rate:g} a second); {self.labels} labels in the dataset; "
+                   f"{self.seconds / 60:.1f} min")
+        out.append(f"model: {self.model_dir}")
+        return out
+
+
+def _open_reader(spec: str, profile: SiteProfile, options: LearnOptions) -> Any:
+    from solver.prelabel import open_reader
+
+    return open_reader(spec, profile, options.models_dir)
+
+
+def _find_model(name: str, models_dir: Path) -> Path:
+    """Where model ``name`` is read from: ``models_dir``, else the package's shipped models."""
+    try:
+        from solver.artifacts import find_model
+    except ImportError:  # a checkout from before the shipped models moved into the package
+        return models_dir / name
+    return find_model(name, models_dir)
+
+
+def site_model(profile: SiteProfile, models_dir: Path) -> Path | None:
+    """The site's own model when there is one that fits the profile (the user's, else a shipped one)."""
+    from solver.artifacts import METADATA_FILE, ModelError
+    from solver.recognizers import Recognizer
+
+    for folder in dict.fromkeys((models_dir / profile.name, _find_model(profile.name, models_dir))):
+        if not (folder / METADATA_FILE).is_file():
+            continue
+        try:
+            Recognizer(folder, profile)
+        except ModelError as error:
+            logger.warning("%s does not fit %s (%s): learning starts elsewhere", folder,
+                           profile.name, error)
+            continue
+        return folder
+    return None
+
+
+def _first_state(profile: SiteProfile, options: LearnOptions, labels: int) -> LearnState:
+    """Where a new run starts: the site's model, hand labels, ddddocr or the general model."""
+    import importlib.util
+
+    state = LearnState(site=profile.name)
+    if options.start not in ("auto",):
+        state.reader = options.start
+        return state
+    if site_model(profile, options.models_dir) is not None:
+        state.reader = "site"
+    elif labels >= options.min_labels:
+        state.reader, state.phase, state.round = "site", "train", 0  # train on them first
+    else:
+        starters = [name for name in STARTERS
+                    if name != "ddddocr" or importlib.util.find_spec("ddddocr") is not None]
+        starters = [name for name in starters
+                    if name != "general" or _find_model("general", options.models_dir).is_dir()]
+        if not starters:
+            raise UsageError(f"{profile.name} has no model, the dataset has {labels} labels and "
+                             f"neither ddddocr nor {options.models_dir / 'general'} is there to "
+                             "start from: install ddddocr (pip install ddddocr), or label "
+                             f"{options.min_labels} captchas by hand (`solver label`)")
+        state.reader, state.starters = starters[0], starters[1:]
+    return state
+
+
+def _labels(store: DatasetStore) -> int:
+    return len(store.samples())
+
+
+def _train(profile: SiteProfile, store: DatasetStore, log: CaptchaLog, options: LearnOptions,
+           budget_s: float, report: Callable[[str], None]) -> dict[str, Any]:
+    """One training: the recipe choice on the dataset, refused readings kept out of the pseudo-labels."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from solver.training.recipes import CANDIDATES, auto_train
+    from solver.training.train import TrainOptions
+
+    model_dir = options.models_dir / profile.name  # where training writes
+    start = site_model(profile, options.models_dir)
+    if start is not None:
+        # the site's model so far is the start ("general" is the recipe that starts from a model)
+        candidates = ("general",)
+        report(f"  training from {start}, the model so far, for {budget_s / 60:.1f} min")
+    else:
+        candidates, start = CANDIDATES, _find_model("general", options.models_dir)
+        report(f"  training a first model (from scratch, and from {start}) for "
+               f"{budget_s / 60:.1f} min")
+    train_options = TrainOptions(profile, data=[store.root], out=model_dir, time_budget_s=budget_s,
+                                 **{"seed": options.seed, **dict(options.training)})
+    began = time.monotonic()
+    result = auto_train(train_options, report=lambda line: report(f"    {line}"),
+                        candidates=candidates, general=start,
+                        known_wrong=log.known_wrong(store.root),
+                        **({"plan": options.plan} if options.plan is not None else {}))
+    return {"held_out_accuracy": round(result.best_accuracy, 4),
+            "seconds": round(time.monotonic() - began, 1)}
+
+
+def learn(profile: SiteProfile, options: LearnOptions,
+          report: Callable[[str], None] = print) -> LearnSummary:
+    """Learn ``profile``'s captcha from its site (see the module's doc); resumes a stopped run."""
+    options.check()
+    form = profile.form
+    if not (form.success or form.success_url) or not form.failure:
+        raise UsageError(f"{profile.name}: solver learn takes the site's verdicts as labels, so the "
+                         "profile must say what success looks like (form.success or "
+                         "form.success_url) and what a refusal looks like (form.failure)")
+    fmt = profile.format
+    store = DatasetStore(options.data or Path("data") / profile.name, fmt.charset, fmt.length,
+                         fmt.case_sensitive)
+    folder = store.root / "learn"
+    folder.mkdir(parents=True, exist_ok=True)
+    state_path = folder / STATE_FILE
+    log = CaptchaLog(folder / LOG_FILE)
+    state = None if options.restart else LearnState.load(state_path)
+    if state is not None and state.site != profile.name:
+        raise UsageError(f"{state_path} is a run for {state.site}, not {profile.name}: give "
+                         "another --data folder, or --restart")
+    if state is None:
+        state = _first_state(profile, options, _labels(store))
+        state.save(state_path)
+        report(f"learning {profile.name} from its site: {_labels(store)} labels in {store.root}; "
+               f"starting with {state.reader if state.phase == 'collect' else 'those labels'}")
+    elif state.phase == "done":
+        report(f"{profile.name}: the run in {folder} has ended ({state.stopped}); --restart "
+               "starts a new one (the dataset and its labels stay)")
+    else:
+        report(f"resuming {profile.name}: round {state.round} ({state.phase}), "
+               f"{log.submitted()} answers submitted and {_labels(store)} labels so far, "
+               f"{state.seconds / 60:.1f} min spent before")
+    session_started = time.monotonic()
+    limiter = RateLimiter(options.interval_s)
+    outcome = {"locked_out": False, "interrupted": False}
+
+    def spent() -> float:
+        return state.seconds + time.monotonic() - session_started
+
+    try:
+        while True:
+            action, why = next_action(state, options, _labels(store), log.submitted(), spent())
+            if action == "stop":
+                state.stopped = why
+                break
+            if action == "collect" and state.phase == "train":  # too few labels: collect again
+                report(f"  {why}")
+                state.round, state.phase = state.round + 1, "collect"
+                state.save(state_path)
+                continue
+            if action == "train":
+                budget = train_budget_s(options, spent())
+                result = _train(profile, store, log, options, budget, report)
+                if state.rounds and state.rounds[-1]["round"] == state.round:
+                    state.rounds[-1]["training"] = result
+                report(f"round {state.round}: trained in {result['seconds'] / 60:.1f} min, "
+                       f"{result['held_out_accuracy']:.1%} of the held-out labels read right")
+                state.round, state.phase, state.reader = state.round + 1, "collect", "site"
+                state.save(state_path)
+                continue
+            done = RoundCounts.of(log.of_round(state.round))
+            left = options.per_round - done.shown
+            if left > 0:
+                reader = _open_reader(state.reader, profile, options)
+                budget_end = (None if options.time_budget_s is None else
+                              time.monotonic() + options.time_budget_s - spent())
+                work = _Round(state.round, left, budget_end,
+                              None if options.label_budget is None
+                              else options.label_budget - log.submitted())
+                early = _run_in_own_loop(lambda: _read_round(profile, store, reader, log, work,
+                                                             options, limiter, report))
+                if early:
+                    counts = RoundCounts.of(log.of_round(state.round))
+                    report(f"round {state.round}: {early} after {counts.shown} captchas "
+                           f"({counts.rate:.1%} read right so far)")
+                    state.stopped = early
+                    break
+            line = after_collection(state, RoundCounts.of(log.of_round(state.round)), options,
+                                    _labels(store))
+            report(line)
+            state.save(state_path)
+    except LockedOut as error:
+        outcome["locked_out"] = True
+        state.stopped = f"locked out: {error}"
+        report(f"round {state.round}: {state.stopped}")
+    except KeyboardInterrupt:
+        outcome["interrupted"] = True
+        state.stopped = "interrupted (Ctrl-C); run the same command again to resume"
+        report(state.stopped)
+    finally:
+        state.seconds = spent()  # a budget or a lock-out stays resumable: the phase is kept
+        state.save(state_path)
+    outcomes = Counter(r.get("outcome", "") for r in log.records)
+    summary = LearnSummary(
+        stopped=state.stopped, rounds=list(state.rounds), submitted=log.submitted(),
+        outcomes={name: count for name, count in outcomes.items() if name},
+        labels=_labels(store), seconds=state.seconds, model_dir=options.models_dir / profile.name,
+        locked_out=outcome["locked_out"], interrupted=outcome["interrupted"],
+        target_reached=state.phase == "done" and bool(state.rounds)
+        and state.rounds[-1]["rate"] >= options.target, rate=options.rate)
+    partial = RoundCounts.of(log.of_round(state.round))
+    if state.phase == "collect" and partial.shown:
+        summary.partial = {"round": state.round, "reader": state.reader,
+                           **dataclasses.asdict(partial), "rate": round(partial.rate, 4)}
+    return summary

@@ -1,0 +1,133 @@
+"""`solver learn` against the local site in a real browser: rounds run, the site's verdicts
+land in the dataset as verified labels, an interrupted run resumes, and a lock-out stops it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from solver.dataset import DatasetStore
+from solver.demo_site import CaptchaSite, LiveSite, SiteServer
+from solver.demo_site.styles import get_style
+from solver.learn import LearnOptions, learn
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+TINY = {"filters": (8, 16, 16, 16), "head_units": 32, "head_layers": 1, "dropout": 0.0}
+
+
+def tiny_training() -> dict[str, object]:
+    from solver.training.models import CTCConfig
+
+    return {"config": CTCConfig(height=24, width=48, **TINY), "workers": 1}
+
+
+@pytest.fixture()
+def site() -> Iterator[LiveSite]:
+    served = CaptchaSite(styles=["pair"], seed=3)
+    with SiteServer(served.app, port=0) as server:
+        yield LiveSite(served, server)
+
+
+def hand_labels(store: DatasetStore, count: int) -> None:
+    """``count`` captchas of the pair style, labelled by hand."""
+    rng = random.Random(5)
+    for _ in range(count):
+        text = "".join(rng.choice("0123") for _ in range(2))
+        store.add(get_style("pair").image(text), text, source="hand")
+
+
+def test_rounds_run_verified_labels_land_and_an_interrupted_run_resumes(
+        site: LiveSite, tmp_path: Path) -> None:
+    from solver.training.recipes import RecipePlan
+
+    profile = site.profile("pair")
+    data = tmp_path / "data"
+    fmt = profile.format
+    hand_labels(DatasetStore(data, fmt.charset, fmt.length, fmt.case_sensitive), 30)
+    options = LearnOptions(data=data, models_dir=tmp_path / "models", per_round=12,
+                           label_budget=4, rate=20, time_budget_s=600, round_train_s=12,
+                           min_train_s=5, training=tiny_training(),
+                           plan=RecipePlan(candidate_share=0.3, round_share=0.3, final_share=0.1))
+    lines: list[str] = []
+    first = learn(profile, options, report=lines.append)
+    # round 0 trains on the hand labels, round 1 reads with that model until the budget ends it
+    assert lines[0].startswith("learning pair from its site: 30 labels")
+    assert any(line.startswith("round 0: trained in") for line in lines)
+    assert first.stopped == "the label budget is spent" and first.submitted == 4
+    assert first.partial is not None and first.partial["reader"] == "site"
+    assert (tmp_path / "models" / "pair" / "metadata.json").is_file()
+
+    answers = {challenge.png: challenge.answer for challenge in site.site.history}
+    store = DatasetStore(data)
+    verified = [entry for entry in store.entries() if entry.verified]
+    log = [json.loads(line) for line in (data / "learn" / "captchas.jsonl").read_text().splitlines()]
+    accepted = [record for record in log if record["outcome"] == "accepted"]
+    assert len(verified) == len(accepted) == site.site.stats["accepted"]
+    for entry in verified:  # each verified label is the answer the server drew for that image
+        assert entry.source == "site" and answers[(data / entry.file).read_bytes()] == entry.label
+    refused = [record for record in log if record["outcome"] == "refused"]
+    assert all(not store.get(record["file"]).label for record in refused)
+
+    # run again with room for the rest of the round: it goes on where it stopped (and
+    # collects on rather than train again: a test's time is short)
+    number, left = first.partial["round"], options.per_round - first.partial["shown"]
+    lines.clear()
+    again = learn(profile, dataclasses.replace(options, label_budget=4 + left, min_labels=10**6),
+                  report=lines.append)
+    assert lines[0].startswith(f"resuming pair: round {number} (collect), 4 answers submitted")
+    finished = [record for record in again.rounds if record["round"] == number]
+    assert finished and finished[0]["shown"] == 12  # exactly per_round captchas, both sessions
+    assert again.stopped == "the label budget is spent"
+    assert {e.file for e in verified} <= {e.file for e in DatasetStore(data).entries() if e.verified}
+    state = json.loads((data / "learn" / "state.json").read_text())
+    assert state["round"] >= number and state["seconds"] > 0
+
+
+class Reads:
+    """A reader that always reads the same text (no model needed to test the site's signs)."""
+
+    description = "fixed"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def read(self, image: bytes) -> object:
+        return dataclasses.make_dataclass("Reading", ["text", "confidence"])(self.text, 0.9)
+
+
+def test_a_lock_out_stops_the_run_at_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import solver.learn
+
+    monkeypatch.setattr(solver.learn, "_open_reader", lambda *args: Reads("01"))
+    served = CaptchaSite(styles=["pair"], seed=4, lockout_after=3)
+    with SiteServer(served.app, port=0) as server:
+        profile = LiveSite(served, server).profile("pair")
+        options = LearnOptions(data=tmp_path, models_dir=tmp_path / "models", per_round=20,
+                               rate=50, start="general")
+        summary = learn(profile, options, report=lambda line: None)
+    assert summary.locked_out and "the site answered HTTP 429" in summary.stopped
+    assert summary.submitted == 3  # the fourth was answered 429: not counted, nothing after it
+    assert served.stats["locked_out"] == 1
+    assert "stopped: locked out: the site answered HTTP 429" in summary.lines()[0]
+
+
+def test_a_verdict_the_profile_does_not_know_stops_the_run(monkeypatch: pytest.MonkeyPatch,
+                                                           site: LiveSite, tmp_path: Path) -> None:
+    import solver.learn
+
+    monkeypatch.setattr(solver.learn, "_open_reader", lambda *args: Reads("01"))
+    profile = site.profile("pair")
+    # the site says "wrong" in .flash.error; a profile that expects .flash.denied does not know it
+    profile = profile.model_copy(update={"form": profile.form.model_copy(
+        update={"failure": ".flash.denied"})})
+    options = LearnOptions(data=tmp_path, models_dir=tmp_path / "models", per_round=20, rate=50,
+                           start="general", timeout_ms=1500)
+    summary = learn(profile, options, report=lambda line: None)
+    assert summary.locked_out and "neither form.success" in summary.stopped
+    assert summary.submitted <= 4  # every right answer goes on; the first unknown one stops it
