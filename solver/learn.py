@@ -299,7 +299,9 @@ def after_collection(state: LearnState, counts: RoundCounts, options: LearnOptio
             f"captchas right ({counts.rate:.1%}, the site's verdicts); submitted "
             f"{counts.submitted}, refused {counts.refused}, not submitted {counts.not_submitted}; "
             f"{labels} labels in the dataset")
-    if counts.shown >= options.per_round and counts.rate >= options.target:
+    # the target is the site's own model's: a starting reader that reads well still leaves
+    # the site without a model of its own
+    if state.reader == "site" and counts.shown >= options.per_round and counts.rate >= options.target:
         state.phase, state.stopped = "done", (f"round {state.round} read {counts.rate:.1%} of "
                                               f"fresh captchas (target {options.target:.0%})")
         return line
@@ -589,15 +591,26 @@ def _labels(store: DatasetStore) -> int:
     return len(store.samples())
 
 
+def choose_reader(reader: str, reader_rate: float | None, model_accuracy: float) -> str:
+    """Who reads the next round: the new model, unless a starting reader read the last round's
+    fresh captchas better than the model reads the held-out labels (a first model trained on a
+    few labels can read less than the reader that gave them)."""
+    if reader == "site" or reader_rate is None or model_accuracy >= reader_rate:
+        return "site"
+    return reader
+
+
 def _train(profile: SiteProfile, store: DatasetStore, log: CaptchaLog, options: LearnOptions,
-           budget_s: float, report: Callable[[str], None]) -> dict[str, Any]:
-    """One training: the recipe choice on the dataset, refused readings kept out of the pseudo-labels."""
+           budget_s: float, report: Callable[[str], None],
+           from_site_model: bool = True) -> dict[str, Any]:
+    """One training: the recipe choice on the dataset, refused readings kept out of the
+    pseudo-labels; from the site's model so far when ``from_site_model`` and there is one."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from solver.training.recipes import CANDIDATES, auto_train
     from solver.training.train import TrainOptions
 
     model_dir = options.models_dir / profile.name  # where training writes
-    start = site_model(profile, options.models_dir)
+    start = site_model(profile, options.models_dir) if from_site_model else None
     if start is not None:
         # the site's model so far is the start ("general" is the recipe that starts from a model)
         candidates = ("general",)
@@ -669,12 +682,21 @@ def learn(profile: SiteProfile, options: LearnOptions,
                 continue
             if action == "train":
                 budget = train_budget_s(options, spent())
-                result = _train(profile, store, log, options, budget, report)
-                if state.rounds and state.rounds[-1]["round"] == state.round:
-                    state.rounds[-1]["training"] = result
+                result = _train(profile, store, log, options, budget, report,
+                                from_site_model=state.reader == "site")
+                last = state.rounds[-1] if state.rounds and state.rounds[-1]["round"] == state.round \
+                    else None
+                if last is not None:
+                    last["training"] = result
                 report(f"round {state.round}: trained in {result['seconds'] / 60:.1f} min, "
                        f"{result['held_out_accuracy']:.1%} of the held-out labels read right")
-                state.round, state.phase, state.reader = state.round + 1, "collect", "site"
+                state.reader = choose_reader(state.reader, last["rate"] if last else None,
+                                             result["held_out_accuracy"])
+                if state.reader != "site":
+                    report(f"  {state.reader} read {last['rate']:.1%} of fresh captchas, more than "  # type: ignore[index]
+                           f"the model reads of the held-out labels: {state.reader} reads the next "
+                           "round too, and the model trains on with its labels")
+                state.round, state.phase = state.round + 1, "collect"
                 state.save(state_path)
                 continue
             done = RoundCounts.of(log.of_round(state.round))

@@ -63,6 +63,18 @@ def test_a_round_that_reaches_the_target_ends_the_run_else_it_trains() -> None:
     assert short.phase == "train"
 
 
+def test_a_starter_that_reads_well_neither_ends_the_run_nor_gives_way_to_a_weaker_model() -> None:
+    from solver.learn import choose_reader
+
+    state = LearnState(site="s", reader="ddddocr", starters=["general"])
+    after_collection(state, counts(97, 3), OPTIONS, labels=97)
+    assert state.phase == "train"  # the site has no model of its own yet
+    assert choose_reader("ddddocr", 0.97, model_accuracy=0.40) == "ddddocr"
+    assert choose_reader("ddddocr", 0.97, model_accuracy=0.98) == "site"
+    assert choose_reader("site", 0.97, model_accuracy=0.10) == "site"  # its own, however weak
+    assert choose_reader("ddddocr", None, model_accuracy=0.10) == "site"  # hand labels' start
+
+
 def test_a_starter_that_reads_almost_nothing_gives_way_to_the_next() -> None:
     state = LearnState(site="s", reader="ddddocr", starters=["general"])
     line = after_collection(state, counts(1, 99), OPTIONS, labels=1)
