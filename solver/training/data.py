@@ -61,6 +61,44 @@ def typical_size(samples: Sequence[Sample], limit: int = 200) -> tuple[int, int]
     return int(np.median(heights)), int(np.median(widths))
 
 
+def text_polarity(image: np.ndarray, margin: float = 40.0) -> str:
+    """Whether a grayscale captcha's text is "dark" on a lighter background, "light" on a
+    darker one, or "unclear" (outlined text, or as much ink either way).
+
+    Most of a captcha is background, so its median is the background's level; ink is
+    what lies ``margin`` or more away from it, darker or lighter.
+    """
+    level = float(np.median(image))
+    darker = int((image < level - margin).sum())
+    lighter = int((image > level + margin).sum())
+    if darker > 1.5 * lighter:
+        return "dark"
+    if lighter > 1.5 * darker:
+        return "light"
+    return "unclear"
+
+
+@dataclass(frozen=True)
+class PolarityMix:
+    """How many of a set's images show dark text, light text, or neither clearly."""
+
+    dark: int
+    light: int
+    unclear: int
+
+    @classmethod
+    def of(cls, images: np.ndarray) -> PolarityMix:
+        found = [text_polarity(image) for image in images]
+        return cls(found.count("dark"), found.count("light"), found.count("unclear"))
+
+    @property
+    def mixed(self) -> bool:
+        """Both ways round, each in at least a tenth of the images: a site that draws light
+        text on dark and dark text on light (inverting its images keeps their labels)."""
+        total = self.dark + self.light + self.unclear
+        return total >= 10 and min(self.dark, self.light) >= 0.1 * total
+
+
 def as_model_input(images: np.ndarray) -> np.ndarray:
     """uint8 ``(n, h, w)`` to the model's float32 ``(n, h, w, 1)`` in [0, 1]."""
     return (images.astype(np.float32) / 255.0)[..., None]
@@ -75,12 +113,15 @@ class MixedBatches(keras.utils.PyDataset):
     at most ``max_batches`` (then each epoch is a fresh random part of a large set).
     ``augment_synthetic``: the strength of the warps look-alikes get (0: none); a
     fixed set of look-alikes seen for many epochs is otherwise learnt by heart.
+    ``invert_real``: the chance that a real image is shown inverted (white for black), for
+    sites that draw text both ways round (see ``PolarityMix``): every label then teaches both.
     """
 
     def __init__(self, real: ImageSet, synthetic: ImageSet, charset: str, max_length: int,
                  batch_size: int, real_fraction: float, seed: int,
                  augment_real: bool = True, augment_synthetic: float = 0.0,
-                 min_batches: int = 0, max_batches: int = 0, **kwargs: object) -> None:
+                 min_batches: int = 0, max_batches: int = 0, invert_real: float = 0.0,
+                 **kwargs: object) -> None:
         super().__init__(**kwargs)
         if not len(real) and not len(synthetic):
             raise SolverError("no training images: give --data with labelled captchas, "
@@ -98,6 +139,7 @@ class MixedBatches(keras.utils.PyDataset):
         self.max_batches = max_batches  # a large one in parts
         self.epoch = 0
         self.augment_real, self.augment_synthetic = augment_real, augment_synthetic
+        self.invert_real = invert_real
         self._order()
 
     def _order(self) -> None:
@@ -124,7 +166,11 @@ class MixedBatches(keras.utils.PyDataset):
         if self.real_per_batch:
             chosen = self._take(self.real_order, index * self.real_per_batch, self.real_per_batch)
             images = self.real.images[chosen]
-            parts_x.append(augment(images, rng) if self.augment_real else images)
+            images = augment(images, rng) if self.augment_real else images
+            if self.invert_real > 0:
+                flip = rng.random(len(images)) < self.invert_real
+                images = np.where(flip[:, None, None], 255 - images, images)
+            parts_x.append(images)
             parts_y.append(self.real_y[chosen])
         if self.synthetic_per_batch:
             chosen = self._take(self.synthetic_order, index * self.synthetic_per_batch,

@@ -50,11 +50,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from solver.artifacts import KERAS_FILE, LITE_FILE, read_metadata, write_metadata
+from solver.artifacts import KERAS_FILE, LITE_FILE, find_model, read_metadata, write_metadata
 from solver.charset import Charset
 from solver.dataset import Sample, read_labelled_folder, split_samples
 from solver.errors import UsageError
-from solver.training.data import as_model_input, load_samples
+from solver.training.data import PolarityMix, as_model_input, load_samples
 from solver.training.models import CTCConfig
 from solver.training.synth import augment
 from solver.training.train import CHECKPOINT_DIR, TrainOptions, TrainResult, gather_samples, train
@@ -62,7 +62,7 @@ from solver.training.train import CHECKPOINT_DIR, TrainOptions, TrainResult, gat
 logger = logging.getLogger(__name__)
 
 CANDIDATES = ("real", "general")
-GENERAL_MODEL = Path("models") / "general"
+GENERAL_MODEL = find_model("general")  # ./models/general where there is one, else the shipped one
 MIN_LABELS = 30  # fewer cannot be split into a training and a held-out part worth the name
 
 
@@ -77,6 +77,10 @@ class RecipePlan:
     pseudo_precision: float = 0.98  # how right the held-out readings above the threshold must be
     all_labels_below: int = 1000  # do the last pass when there are fewer labels than this
     min_unlabelled: int = 50  # semi-supervised rounds need at least this many images
+    # the chance a real image is shown inverted where the site draws text both ways round
+    # (PolarityMix.mixed). Off until measured on quiet cores: one 5-minute run on dark_digits,
+    # with the cores shared, read 62.8% with it against 79.6% without
+    invert_mixed: float = 0.0
 
 
 @dataclass
@@ -227,6 +231,14 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
     extra = [sample for sample in samples if sample.pseudo]  # --pseudo-labels: train only
     pool = unlabelled_images(unlabelled, label_report.refused.get("empty labels", []),
                              {s.path.resolve() for s in samples})
+    polarity = PolarityMix.of(load_samples(train_part[:400], 32, 96)[0].images)
+    if polarity.mixed:
+        if plan.invert_mixed and not options.invert_real:
+            options = dataclasses.replace(options, invert_real=plan.invert_mixed)
+        report(f"text both ways round: {polarity.dark} images of {len(train_part[:400])} dark on "
+               f"light, {polarity.light} light on dark ({polarity.unclear} unclear)"
+               + (f"; the real images are shown inverted {options.invert_real:.0%} of the time"
+                  if options.invert_real else ""))
     general = general if general is not None and (general / KERAS_FILE).is_file() else None
     names = [name for name in candidates if name != "general" or general is not None]
     report(f"recipe choice: {len(train_part)} labels to train, {len(held_out)} held out to score, "
@@ -294,7 +306,8 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
                               "held_out": len(held_out), "trained_on": len(train_part),
                               "unlabelled": len(pool), "tried": [a.record() for a in attempts],
                               "held_out_accuracy": round(best.held_out_accuracy, 4),
-                              "all_labels_pass": False}
+                              "all_labels_pass": False, "invert_real": options.invert_real,
+                              "polarity": dataclasses.asdict(polarity)}
     if last_pass and left() > 20:
         guessed = [] if "+pseudo" not in best.name else pseudo_labels(
             best.model_dir, options, pool, sure_threshold(

@@ -80,6 +80,7 @@ class TrainOptions:
     min_steps_per_epoch: int = 0  # small sets: fewer, longer epochs (each ends with a check and a save)
     max_steps_per_epoch: int = 0  # large sets: shorter epochs (each a fresh random part of the set)
     augment_lookalikes: float = 0.0  # strength of the random warps look-alikes get each epoch (0: none)
+    invert_real: float = 0.0  # chance a real image is shown inverted (sites with text both ways round)
     precision: str = "float32"  # or "bfloat16": layers compute in bfloat16 (see models.PRECISIONS)
     # set by training.recipes, which splits the labels once and runs train() several times:
     samples: list[Sample] | None = None  # the training images, checked already (no --data read)
@@ -373,7 +374,8 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
                            options.real_fraction if len(synthetic) else 1.0, options.seed,
                            augment_synthetic=options.augment_lookalikes,
                            min_batches=options.min_steps_per_epoch,
-                           max_batches=options.max_steps_per_epoch)
+                           max_batches=options.max_steps_per_epoch,
+                           invert_real=options.invert_real)
     steps = len(batches) * options.epochs
     if options.precision == "bfloat16" and not options.resume and not native_bfloat16():
         report("bfloat16: this CPU has no native bfloat16 (AVX512-BF16 or AMX); "
@@ -426,6 +428,7 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
         training={"real_train": len(real), "real_validation": len(validation_samples),
                   "synthetic": len(synthetic), "emphasis": options.emphasis or "",
                   "augment_lookalikes": options.augment_lookalikes,
+                  **({"invert_real": options.invert_real} if options.invert_real else {}),
                   "real_fraction": options.real_fraction,
                   "labels_refused": label_report.refused_count, **label_summary(samples),
                   "pseudo_labels_left_out": label_report.pseudo_left_out,
