@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 BROWSER := $(VENV)/.browser
+FONTS := $(VENV)/.fonts
 MODEL_ARGS ?= --synthetic 60000 --epochs 40 --time-budget 30 --seed 1 --quantize
 
 .PHONY: demo test setup model general-model clean
@@ -12,10 +13,10 @@ MODEL_ARGS ?= --synthetic 60000 --epochs 40 --time-budget 30 --seed 1 --quantize
 demo: $(INSTALLED) $(BROWSER)
 	$(BIN)/solver demo
 
-test: $(INSTALLED) $(BROWSER)
+test: $(INSTALLED) $(BROWSER) $(FONTS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-setup: $(INSTALLED) $(BROWSER)
+setup: $(INSTALLED) $(BROWSER) $(FONTS)
 
 # The shipped models and profiles live inside the package (solver/shipped/), so that a wheel
 # carries them; `solver` looks in ./models and ./site_profiles first, then there.
@@ -36,6 +37,12 @@ $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[train,test]'
+	touch $@
+
+# Fonts for look-alikes (`solver synth fit` chooses among them by weight, serifs and width):
+# Debian's free font packages when root, else a hint; the fit works without them.
+$(FONTS): $(INSTALLED)
+	$(BIN)/python -m solver.fonts --install --quiet
 	touch $@
 
 # Playwright's own Chromium where it can be downloaded, else a system one.

@@ -858,7 +858,7 @@ def cmd_synth_fit(args: argparse.Namespace) -> int:
 
     result = fit_look(images, labels, profile.synthetic, fmt.charset, fmt.length,
                       fonts=args.font or None, fonts_base=base, evaluation_images=args.evaluate,
-                      seed=args.seed, progress=progress)
+                      seed=args.seed, progress=progress, case_sensitive=fmt.case_sensitive)
     worst = ", ".join(f"{name} {value:.1f}" for name, value in result.worst)
     print(f"distance to the real images (0: as close as they are to their own average): "
           f"{result.score_before:.2f} with the profile's settings, {result.score_after:.2f} "

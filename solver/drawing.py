@@ -99,6 +99,9 @@ class _TunableCaptcha(ImageCaptcha):
         scratch = Draw(PILImage.new("RGB", (1, 1)))
         _, _, w, h = scratch.multiline_textbbox((1, 1), char, font=font, stroke_width=stroke)
         w, h = int(w) + stroke, int(h) + stroke
+        if self.look.baseline:  # one frame for every character: lower case stays short
+            ascent, descent = font.getmetrics()
+            h = ascent + descent + 2 * stroke
         dx1 = rng.randint(*self.character_offset_dx)
         dy1 = rng.randint(*self.character_offset_dy)
         image = PILImage.new("RGBA", (w + dx1, h + dy1))
@@ -108,7 +111,10 @@ class _TunableCaptcha(ImageCaptcha):
             draw.fontmode = "1"  # hard edges
         draw.text((dx1 + stroke, dy1 + stroke), char, font=font, fill=colour,
                   stroke_width=stroke, stroke_fill=colour)
-        image = image.crop(image.getbbox())
+        box = image.getbbox()
+        if self.look.baseline and box is not None:  # trimmed at the sides only
+            box = (box[0], 0, box[2], image.height)
+        image = image.crop(box)
         resample = Resampling.BILINEAR if smooth else Resampling.NEAREST
         image = image.rotate(rng.uniform(*self.character_rotate), resample, expand=True)
         # the package's warp, its arithmetic kept as it is
@@ -158,6 +164,16 @@ class _TunableCaptcha(ImageCaptcha):
         self.centres = [x * self._width / width for x in centres]
         return image
 
+    def _cased(self, chars: str) -> str:
+        """The characters as drawn: with ``upper_case_share``, each letter in upper case with
+        that chance, else in lower case (the answer, for a site that ignores case, is the same)."""
+        share = self.look.upper_case_share
+        if share is None:
+            return chars
+        return "".join((char.upper() if self.random.random() < share else char.lower())
+                       if char.upper() != char.lower() and len(char.upper()) == 1
+                       and len(char.lower()) == 1 else char for char in chars)
+
     # clutter -------------------------------------------------------------
 
     def _clutter(self, image: Image, colour: ColorTuple) -> None:
@@ -165,6 +181,8 @@ class _TunableCaptcha(ImageCaptcha):
         w, h = image.size
 
         def ink() -> ColorTuple:
+            if look.clutter_colours != "text":  # clutter of its own colours
+                return (*parse_colour(rng.choice(look.clutter_colours)), 255)
             return self._text_colour() if look.colour_per_character else colour
 
         for _ in range(look.noise_dots):
@@ -189,7 +207,7 @@ class _TunableCaptcha(ImageCaptcha):
         colour = fg_color or self._text_colour()
         each = look.colour_per_character and not fg_color
         colours = [self._text_colour() for _ in chars] if each else [colour] * len(chars)
-        image = self._compose(chars, colours, background)
+        image = self._compose(self._cased(chars), colours, background)
         self._clutter(image, colour)
         if look.blur is None:
             image = image.filter(SMOOTH)
@@ -206,9 +224,9 @@ class _TunableCaptcha(ImageCaptcha):
 #: the drawer's settings that a profile's ``synthetic`` section holds, fonts aside
 LOOK_SETTINGS = ("width", "height", "font_sizes", "noise_dots", "noise_curves", "background",
                  "background_jitter", "background_gradient", "border", "text_colours",
-                 "colour_per_character", "stroke", "antialias", "rotation", "vertical_jitter",
-                 "overlap", "gap_probability", "spacing", "noise_lines", "line_width", "blur",
-                 "grayscale")
+                 "colour_per_character", "clutter_colours", "upper_case_share", "baseline",
+                 "stroke", "antialias", "rotation", "vertical_jitter", "overlap",
+                 "gap_probability", "spacing", "noise_lines", "line_width", "blur", "grayscale")
 
 
 @dataclass(frozen=True)
@@ -235,6 +253,9 @@ class CaptchaDrawer:
     border: str | None = None
     text_colours: str | tuple[str, ...] = "random"
     colour_per_character: bool = False
+    clutter_colours: str | tuple[str, ...] = "text"
+    upper_case_share: float | None = None
+    baseline: bool = False
     stroke: int = 0
     antialias: bool = True
     rotation: int = 30

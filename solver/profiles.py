@@ -332,6 +332,20 @@ class SyntheticSection(_Section):
     colour_per_character: StrictBool = Field(
         False, description="Pick a text colour for each character (and each dot, curve and "
         "line) instead of one per image.")
+    clutter_colours: StrictStr | tuple[StrictStr, ...] = Field(
+        "text",
+        description="Colours of the dots, curves and lines: text (those of the text, as "
+        "colour_per_character says), or a list of quoted \"#rrggbb\" colours, one picked for "
+        "each dot, curve and line.", examples=[["#8c8c8c", "#c03030"]])
+    upper_case_share: float | None = Field(
+        None, ge=0.0, le=1.0, strict=False,
+        description="For sites that ignore case: the share of letters drawn in upper case, "
+        "the rest in lower case (the answer keeps the charset's case); null draws letters as "
+        "the charset has them. Needs format.case_sensitive: false.", examples=[0.5])
+    baseline: StrictBool = Field(
+        False, description="Characters keep their own heights on one baseline (lower-case "
+        "letters shorter than capitals, descenders below), as most sites draw text; false "
+        "stretches each character to the full height of the line, the captcha package's look.")
     stroke: StrictInt = Field(
         0, ge=0, le=8, description="Extra outline around each character, in pixels: bolder text.")
     antialias: StrictBool = Field(
@@ -440,10 +454,23 @@ class SyntheticSection(_Section):
             return tuple(_colour(colour, '"#202020"', "one per list item") for colour in value)
         return _colour(value, '"#202020"', f"a list of them, {alternatives}")
 
-    @field_validator("overlap", "gap_probability", "spacing", "blur", mode="before")
+    @field_validator("clutter_colours", mode="before")
+    @classmethod
+    def _clutter_colours(cls, value: Any) -> Any:
+        if value == "text":
+            return value
+        example, alternatives = '["#8c8c8c", "#c03030"]', "or text"
+        if isinstance(value, (list, tuple)):
+            if not value:
+                raise _fix("is empty", f"list at least one colour, e.g. {example}, {alternatives}")
+            return tuple(_colour(colour, '"#8c8c8c"', "one per list item") for colour in value)
+        return _colour(value, '"#8c8c8c"', f"a list of them, {alternatives}")
+
+    @field_validator("overlap", "gap_probability", "spacing", "blur", "upper_case_share",
+                     mode="before")
     @classmethod
     def _number(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is None and info.field_name == "blur":
+        if value is None and info.field_name in ("blur", "upper_case_share"):
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _fix(f"expected a number, got {_yaml_type(value)}",
@@ -572,6 +599,15 @@ class SiteProfile(_Section):
             raise _fix(f"{short_repr(url)} is not an http, https or file URL",
                        "write a full URL such as http://127.0.0.1:8765/example/")
         return url
+
+    @model_validator(mode="after")
+    def _check_case_share(self) -> SiteProfile:
+        looks = self.synthetic.looks()
+        if self.format.case_sensitive and any(look.upper_case_share is not None for look in looks):
+            raise _fix("synthetic.upper_case_share is set but format.case_sensitive is true "
+                       "(a look-alike's case would then not match its answer)",
+                       "remove upper_case_share, or set format.case_sensitive: false")
+        return self
 
     def with_url(self, url: str) -> SiteProfile:
         """A copy of this profile pointing at another URL (a test server's port, say)."""

@@ -46,16 +46,11 @@ import yaml
 
 from solver.drawing import CaptchaDrawer, random_text
 from solver.errors import SolverError, UsageError
+from solver.fonts import FEW_FONTS, SYSTEM_FONT_DIRS, FontFace, font_catalogue
+from solver.fonts import PACKAGE_FONT as PACKAGE_FONT  # where callers have always found it
 from solver.profiles import SyntheticSection, load_profile_text
 
 logger = logging.getLogger(__name__)
-
-#: where fit_look looks for TrueType fonts besides the captcha package's own
-SYSTEM_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "/Library/Fonts",
-                    "C:/Windows/Fonts")
-#: font files left out of the search: slanted, symbol and hairline faces
-_SKIPPED_FONTS = re.compile(r"italic|oblique|math|extralight|light|thin|symbol|emoji", re.I)
-PACKAGE_FONT = ""  # in a font list: the captcha package's own font (fonts: [])
 
 
 class FitError(SolverError):
@@ -118,7 +113,7 @@ FEATURES: dict[str, float] = {
     "text_ink": 0.01, "thin_ink": 0.005, "thin_width": 0.3, "stroke": 0.3, "text_height": 0.02,
     "text_width": 0.02, "specks": 1.0, "softness": 0.05, "background_lum": 4.0,
     "background_chroma": 4.0, "text_lum": 6.0, "text_chroma": 6.0, "gradient": 4.0,
-    "frame": 6.0, "wobble": 0.01,
+    "frame": 6.0, "wobble": 0.01, "feet": 0.1,
 }
 #: histograms compared bin by bin, with their bins and weight (a statistic's weight is 1):
 #: edge directions (a font's shape, the characters' tilt), and the lengths of the text's
@@ -138,6 +133,10 @@ class Measurements:
     text_colours: list[np.ndarray]  # per image: (k, 3) its characters' ink colours
     sizes: list[tuple[int, int]] = field(default_factory=list)  # original (width, height)
     border: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (n, 3) outer ring
+    #: per image: the ink colours of its clutter (thin lines, curves), (k, 3)
+    clutter_colours: list[np.ndarray] = field(default_factory=list)
+    #: per image: the height of each character's slice of the text over the image's height
+    slice_heights: list[np.ndarray] = field(default_factory=list)
 
     def column(self, name: str) -> np.ndarray:
         return self.table[:, list(FEATURES).index(name)]
@@ -198,6 +197,7 @@ def measure(images: Sequence[np.ndarray], probe: Probe, labels: Sequence[str] = 
     """Statistics of each RGB image, measured as ``probe`` says (see the module's doc);
     ``colours``: also each character's colour (for the palette; slower)."""
     rows, backgrounds, characters, sizes, borders = [], [], [], [], []
+    clutter, slices = [], []
     width, height = probe.size
     side = max(5, (height // 3) | 1)
     close = np.ones((side, side), np.uint8)
@@ -265,15 +265,20 @@ def measure(images: Sequence[np.ndarray], probe: Probe, labels: Sequence[str] = 
             float(np.ptp(background_colour)), float(_luminance(text_colour)),
             float(np.ptp(text_colour)), gradient, frame,
             _wobble(thick, len(labels[index]) if index < len(labels) and labels[index] else 4)
-            / height, *histograms])
+            / height, _feet(thick, stroke), *histograms])
         backgrounds.append(background_colour)
         borders.append(np.median(outer, axis=0))
         label = labels[index] if index < len(labels) else ""
         characters.append(_character_colours(pixels, darkness, core, len(label) or 4)
                           if colours else np.zeros((0, 3)))
+        # clutter away from the text: thin ink next to a stroke is as often the stroke's edge
+        apart = thin & ~cv2.dilate(thick.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        clutter.append(_clutter_colours(pixels, darkness, apart, level)
+                       if colours else np.zeros((0, 3)))
+        slices.append(_slice_heights(thick, len(label) or 4) / height)
     table = np.asarray(rows, np.float64).reshape(len(rows), len(FEATURES) + HISTOGRAM_BINS)
     return Measurements(table, np.asarray(backgrounds).reshape(-1, 3), characters, sizes,
-                        np.asarray(borders).reshape(-1, 3))
+                        np.asarray(borders).reshape(-1, 3), clutter, slices)
 
 
 def _runs(mask: np.ndarray, inner: bool = False) -> np.ndarray:
@@ -304,6 +309,62 @@ def _wobble(text: np.ndarray, characters: int) -> float:
     if len(tops) < 2:
         return math.nan
     return float(np.std(tops) + np.std(bottoms)) / 2
+
+
+def _slice_heights(text: np.ndarray, characters: int) -> np.ndarray:
+    """The height of each of ``characters`` equal slices of the text's extent: from the row
+    where 3% of the slice's ink is reached to the one where 97% is (NaN: no ink there).
+    Lower-case letters without ascenders are shorter than capitals: the case mix shows."""
+    out = np.full(characters, math.nan)
+    columns = np.nonzero(text.sum(axis=0))[0]
+    if columns.size < characters * 2:
+        return out
+    edges = np.linspace(columns[0], columns[-1] + 1, characters + 1).astype(int)
+    for slot, (start, stop) in enumerate(zip(edges[:-1], edges[1:])):
+        rows = np.cumsum(text[:, start:stop].sum(axis=1))
+        if rows[-1] >= 6:
+            out[slot] = float(np.searchsorted(rows, 0.97 * rows[-1])
+                              - np.searchsorted(rows, 0.03 * rows[-1]) + 1)
+    return out
+
+
+def _feet(text: np.ndarray, stroke: float) -> float:
+    """Serifs: how much wider than a stroke the bottom of the text's tall glyphs is, in
+    strokes (a sans '1' or 'I' stands on its stem; a serif one on a foot). The mean over
+    glyph-sized pieces of ink of the widest row of their bottom eighth, less one stroke."""
+    if not math.isfinite(stroke) or stroke <= 0:
+        return math.nan
+    count, _, stats, _ = cv2.connectedComponentsWithStats(text.astype(np.uint8), connectivity=8)
+    if count < 2:
+        return math.nan
+    tallest = float(stats[1:, cv2.CC_STAT_HEIGHT].max())
+    widths = []
+    for index in range(1, count):
+        x, y, w, h = (int(stats[index, key]) for key in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP,
+                                                          cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+        if h < 0.6 * tallest or w > 1.5 * h:  # specks, clutter, glyphs run together
+            continue
+        band = text[y + h - max(1, h // 8):y + h, x:x + w]
+        widths.append(float(band.sum(axis=1).max()) / stroke - 1)
+    return float(np.median(widths)) if widths else math.nan
+
+
+def _clutter_colours(pixels: np.ndarray, darkness: np.ndarray, thin: np.ndarray,
+                     level: float) -> np.ndarray:
+    """The colour of each long piece of thin ink (a line or curve): its strongest pixels'
+    median. Short pieces are left out: they are the edges of text as often as clutter."""
+    count, marks, stats, _ = cv2.connectedComponentsWithStats(thin.astype(np.uint8),
+                                                              connectivity=8)
+    out = []
+    for index in range(1, count):
+        extent = max(int(stats[index, cv2.CC_STAT_WIDTH]), int(stats[index, cv2.CC_STAT_HEIGHT]))
+        if stats[index, cv2.CC_STAT_AREA] < 5 or extent < 5:
+            continue
+        piece = (marks == index) & (darkness > level)
+        colour = _ink_colour(pixels, darkness, piece)
+        if colour is not None:
+            out.append(colour)
+    return np.asarray(out).reshape(-1, 3)
 
 
 def _extent(profile: np.ndarray) -> float:
@@ -338,10 +399,25 @@ def _character_colours(pixels: np.ndarray, darkness: np.ndarray, core: np.ndarra
     for start, stop in zip(edges[:-1], edges[1:]):
         columns = np.zeros(core.shape, bool)
         columns[:, int(start):int(math.ceil(stop))] = True
-        colour = _ink_colour(pixels, darkness, core & columns)
+        colour = _dominant_colour(pixels, darkness, core & columns)
         if colour is not None:
             out.append(colour)
     return np.asarray(out).reshape(-1, 3)
+
+
+def _dominant_colour(pixels: np.ndarray, darkness: np.ndarray,
+                     mask: np.ndarray) -> np.ndarray | None:
+    """The commonest ink colour of ``mask``'s strongest pixels: where a slice holds parts of
+    two characters (or a line across one), a median would blend their colours into one
+    that neither has."""
+    values = darkness[mask]
+    if values.size < 4:
+        return None
+    strongest = pixels[mask & (darkness >= np.percentile(values, 60))]
+    bins = (strongest // 48).astype(np.int32)
+    keys = bins[:, 0] * 64 + bins[:, 1] * 8 + bins[:, 2]
+    common = np.bincount(keys).argmax()
+    return np.median(strongest[keys == common], axis=0)
 
 
 # ---------------------------------------------------------------------------
@@ -391,15 +467,9 @@ class Reference:
 
 
 def available_fonts(extra: Sequence[str] = ()) -> list[str]:
-    """Font candidates: the captcha package's own ('') and the upright TrueType fonts of
-    the usual system folders, plus ``extra``."""
-    found: list[str] = [PACKAGE_FONT, *extra]
-    for folder in SYSTEM_FONT_DIRS:
-        root = Path(folder)
-        if root.is_dir():
-            found += sorted(str(path) for path in root.rglob("*.ttf")
-                            if not _SKIPPED_FONTS.search(path.stem))
-    return list(dict.fromkeys(found))
+    """Font candidates: the captcha package's own ('') and the upright faces of the usual
+    system folders (see :mod:`solver.fonts`), plus ``extra``."""
+    return [face.path for face in font_catalogue(extra, SYSTEM_FONT_DIRS)]
 
 
 @dataclass
@@ -447,6 +517,28 @@ def _palette(colours: list[np.ndarray], most: int = 12) -> tuple[list[str], bool
     return [_hex(c) for c in kept], per_character
 
 
+#: a clutter colour this far (largest channel difference) from every text colour is its own
+CLUTTER_APART = 40
+
+
+def _clutter_palette(colours: list[np.ndarray], text: Sequence[str],
+                     per_character: bool) -> str | tuple[str, ...]:
+    """The clutter's own colours, or "text" when there is too little of it to tell, or when
+    it takes each image's one text colour (several text colours, one per image, and clutter
+    close to them): lines of other colours than the text keep theirs."""
+    from solver.drawing import parse_colour
+
+    if sum(len(c) for c in colours) < 5:
+        return "text"
+    palette, _ = _palette(colours, most=8)
+    inks = [np.asarray(parse_colour(colour), np.float64) for colour in text]
+    near_text = all(min(np.abs(np.asarray(parse_colour(colour)) - ink).max() for ink in inks)
+                    <= CLUTTER_APART for colour in palette)
+    if len(inks) > 1 and not per_character and near_text:
+        return "text"
+    return tuple(palette)
+
+
 def read_look(measured: Measurements, probe: Probe, start: SyntheticSection) -> SyntheticSection:
     """Settings read straight off the measurements: size, colours, a frame, grey or not."""
     gradient = float(np.median(measured.column("gradient")))
@@ -458,16 +550,18 @@ def read_look(measured: Measurements, probe: Probe, start: SyntheticSection) -> 
                            .max(axis=1), 80)
     frame = float(np.median(measured.column("frame")))
     palette, per_character = _palette(measured.text_colours)
+    clutter = _clutter_palette(measured.clutter_colours, palette, per_character)
     chroma = np.median(np.concatenate([measured.column("background_chroma"),
                                        measured.column("text_chroma")]))
     changes: dict[str, Any] = {
         "width": probe.size[0], "height": probe.size[1],
         "background": _hex(background),
-        "background_jitter": int(round(jitter)) if jitter >= 4 else 0,
+        "background_jitter": min(128, int(round(jitter))) if jitter >= 4 else 0,
         "background_gradient": int(round(gradient)),
         "border": _hex(np.median(measured.border, axis=0)) if frame > 40 else None,
         "text_colours": tuple(palette),
         "colour_per_character": bool(per_character),
+        "clutter_colours": clutter,
         "grayscale": bool(chroma < 6),
     }
     return _with(start, **changes)
@@ -616,6 +710,7 @@ def _best_edges(evaluator: _Evaluator, settings: SyntheticSection) -> SyntheticS
 
 #: settings searched one at a time, with the values tried
 SEARCHES: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    ("baseline", (False, True)),
     ("stroke", (0, 1, 2, 3)),
     ("rotation", (0, 5, 10, 15, 20, 30)),
     ("vertical_jitter", (0, 2, 4, 6, 10)),
@@ -630,11 +725,147 @@ SEARCHES: tuple[tuple[str, tuple[Any, ...]], ...] = (
 )
 
 
+#: fonts whose look-alikes come nearest the site's type (weight, serifs, width) that go on to
+#: the full comparison of every statistic; the later passes try the best four again
+FONT_SHORTLIST = 6
+
+
+def type_properties(measured: Measurements, probe: Probe,
+                    texts: Sequence[str] = ()) -> tuple[float, float, float]:
+    """The type as a set of images shows it: weight (stroke over text height), serifs (the
+    ``feet`` statistic, in strokes) and width (text width per character over text height);
+    measured alike on real images and look-alikes, so the two compare. NaN where unseen."""
+    width, height = probe.size
+    text_height = float(np.nanmedian(measured.column("text_height"))) * height \
+        if np.isfinite(measured.column("text_height")).any() else math.nan
+    characters = float(np.mean([len(text) for text in texts if text])) \
+        if any(texts) else 4.0
+
+    def median(name: str) -> float:
+        column = measured.column(name)
+        return float(np.median(column[np.isfinite(column)])) if np.isfinite(column).any() \
+            else math.nan
+
+    text_width = median("text_width") * width / characters
+    return (median("stroke") / text_height, median("feet"), text_width / text_height)
+
+
+def _type_distance(real: tuple[float, float, float], drawn: tuple[float, float, float]) -> float:
+    """How unlike two sets' type is: weight and width as ratios, serifs as a difference."""
+    terms = []
+    for index, (a, b) in enumerate(zip(real, drawn)):
+        if not (math.isfinite(a) and math.isfinite(b)) or (index != 1 and (a <= 0 or b <= 0)):
+            terms.append(1.0)  # unseen counts as a middling miss, not as a match
+            continue
+        if index == 1:
+            terms.append(((a - b) / 0.6) ** 2)
+        else:
+            terms.append((math.log(a / b) / (0.15 if index == 0 else 0.2)) ** 2)
+    return math.sqrt(sum(terms))
+
+
+def _choose_font(evaluator: _Evaluator, settings: SyntheticSection, measured: Measurements,
+                 target_height: float, fonts: Sequence[str] | None,
+                 say: Callable[[str], None]) -> tuple[SyntheticSection, list[tuple[str, ...]]]:
+    """The font whose look-alikes come closest to the site's: every candidate drawn at the
+    site's text height, the :data:`FONT_SHORTLIST` nearest in weight, serifs and width
+    compared on every statistic. Returns the settings and the best four, for later passes.
+
+    ``fonts``: the candidates (None: the font catalogue of :mod:`solver.fonts`).
+    """
+    faces: dict[str, FontFace] = {}
+    if fonts is None:
+        catalogue = font_catalogue()
+        faces = {face.path: face for face in catalogue}
+        paths = list(faces)
+        if len(catalogue) < FEW_FONTS:
+            message = (f"only {len(catalogue)} font{'' if len(catalogue) == 1 else 's'} found "
+                       "(the catalogue of solver.fonts): the look-alikes may miss the site's "
+                       "type (install more: `python -m solver.fonts --install` as root, or "
+                       "`make setup`); the stroke setting makes up for weight where it can")
+            logger.warning("%s", message)
+            say(message)
+    else:
+        paths = list(dict.fromkeys(fonts))
+    if not paths:
+        return settings, [()]
+    probe = evaluator.reference.probe
+    real = type_properties(measured, probe, evaluator.texts)
+    sized = {path: _fit_size(evaluator, _with(settings, fonts=(path,) if path else ()),
+                             target_height, rounds=1) for path in paths}
+    nearness = {path: _type_distance(real, type_properties(evaluator.measurements(sized[path]),
+                                                           probe, evaluator.texts))
+                for path in paths}
+    shortlist = sorted(paths, key=lambda path: (nearness[path], path))[:FONT_SHORTLIST]
+    ranked = sorted(shortlist, key=lambda path: evaluator.score(sized[path]))
+    best = ranked[0]
+    chosen = sized[best]
+    drawn = type_properties(evaluator.measurements(chosen), probe, evaluator.texts)
+    face = faces.get(best)
+    say(f"type of the images: weight {real[0]:.2f}, serifs {real[1]:.1f}, width {real[2]:.2f}; "
+        f"nearest fonts: {', '.join(Path(p).stem if p else 'captcha-package' for p in shortlist)}"
+        f"; chosen {face.describe() if face else (Path(best).stem or 'captcha-package')}, "
+        f"drawn weight {drawn[0]:.2f}, serifs {drawn[1]:.1f}, width {drawn[2]:.2f}")
+    if math.isfinite(real[0]) and math.isfinite(drawn[0]) and drawn[0] < 0.75 * real[0]:
+        say(f"no font as heavy as the site's text (weight {drawn[0]:.2f} against "
+            f"{real[0]:.2f}); the stroke setting will thicken it")
+    return chosen, [(path,) if path else () for path in ranked[:4]]
+
+
+#: letters whose lower case has neither ascender nor descender: their case shows most in height
+SHORT_LOWER_CASE = frozenset("acemnorsuvwxz")
+
+
+def _letter_height(slice_heights: Sequence[np.ndarray], texts: Sequence[str]) -> float:
+    """The mean height of the slices that hold letters short in lower case (see
+    :data:`SHORT_LOWER_CASE`; any letter where the texts have too few of those). Digits
+    and symbols are left out: their case does not change."""
+    def heights(letters: Callable[[str], bool]) -> list[float]:
+        # over the image's tallest slice: the font's size, whatever it is, cancels out
+        return [float(height) / float(np.nanmax(row)) for row, text in zip(slice_heights, texts)
+                if text and len(row) == len(text) and np.isfinite(row).any()
+                for height, char in zip(row, text) if letters(char) and math.isfinite(height)]
+
+    values = heights(lambda char: char.lower() in SHORT_LOWER_CASE)
+    if len(values) < 8:
+        values = heights(lambda char: char.upper() != char.lower())
+    return float(np.mean(values)) if len(values) >= 8 else math.nan
+
+
+#: the shares of upper-case letters drawn to read the real images' share off
+CASE_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def case_share(evaluator: _Evaluator, settings: SyntheticSection, measured: Measurements,
+               labels: Sequence[str]) -> float | None:
+    """The share of letters the real images show in upper case (to 0.05), for a site that
+    ignores case: labels name a letter, not its case, so the case is read off the glyphs.
+
+    Lower-case letters (but for the tall ones: b, d, f, h, k, l, t) are shorter than capitals.
+    The mean height of the real images' letter slices, each over its image's tallest slice,
+    is set on the curve of the same statistic of look-alikes drawn with the same settings
+    and :data:`CASE_SHARES` of upper case: the share is where it falls. None when the two do not differ enough to
+    tell (a font whose cases are alike in height) or too few letters were seen.
+    """
+    real = _letter_height(measured.slice_heights, labels)
+    shares = np.asarray(CASE_SHARES)
+    drawn = np.asarray([_letter_height(evaluator.measurements(
+        _with(settings, upper_case_share=float(share))).slice_heights, evaluator.texts)
+        for share in shares])
+    if not (math.isfinite(real) and np.isfinite(drawn).all()) or drawn[-1] - drawn[0] < 0.05:
+        return None
+    # the statistic grows with the share, not in proportion: read it off the drawn curve
+    curve = np.maximum.accumulate(drawn)
+    share = float(np.interp(real, curve, shares))
+    return round(share * 20) / 20
+
+
 def fit_look(images: Sequence[np.ndarray], labels: Sequence[str], start: SyntheticSection,
              charset: str = "0123456789", length: tuple[int, int] = (4, 6),
              fonts: Sequence[str] | None = None, fonts_base: Path | None = None,
              evaluation_images: int = 16, seed: int = 0, passes: int = 2,
-             progress: Callable[[str], None] | None = None) -> FitResult:
+             progress: Callable[[str], None] | None = None,
+             case_sensitive: bool = True) -> FitResult:
     """Settings that draw look-alikes of ``images`` (RGB arrays), starting from ``start``.
 
     ``labels`` are the images' texts; look-alikes are drawn with them (empty ones
@@ -643,6 +874,8 @@ def fit_look(images: Sequence[np.ndarray], labels: Sequence[str], start: Synthet
     font); font paths in the result are relative to ``fonts_base`` when they lie
     under it, and relative ones in ``start`` resolve against it. ``passes``: rounds of
     the one-setting-at-a-time search (a second one settles what the first left).
+    ``case_sensitive``: the format's; when false and ``charset`` has letters, the share
+    of upper-case letters the images show is measured (see :func:`case_share`).
     """
     import time
 
@@ -673,7 +906,7 @@ def fit_look(images: Sequence[np.ndarray], labels: Sequence[str], start: Synthet
     # colours, size and border read off the images
     settings = _with(read_look(measured, probe, start), stroke=0, blur=None, noise_dots=0,
                      noise_curves=0, noise_lines=0, rotation=10, vertical_jitter=2,
-                     gap_probability=0.0, overlap=0.1, spacing=0.0)
+                     gap_probability=0.0, overlap=0.1, spacing=0.0, baseline=True)
     settings = _fit_levels(evaluator, _fit_size(evaluator, settings, target_height), measured)
     step("size, colours and border read off the images", settings)
     # clutter and edges change how the text measures: a first guess of both before the font
@@ -683,16 +916,29 @@ def fit_look(images: Sequence[np.ndarray], labels: Sequence[str], start: Synthet
     step(f"first guess of clutter ({settings.noise_curves} curves, {settings.noise_lines} lines, "
          f"{settings.noise_dots} dots) and edges", settings)
 
-    candidates = [(font,) if font else () for font in
-                  (available_fonts() if fonts is None else fonts)]
-    before_fonts = settings
-    settings = _best(evaluator, settings, "fonts", candidates, target_height, only=True)
-    # later passes try again only the four fonts that came closest
-    ranked = sorted(candidates, key=lambda font: evaluator.score(
-        _fit_size(evaluator, _with(before_fonts, fonts=font), target_height, rounds=1)))
-    candidates = ranked[:4]
+    settings, candidates = _choose_font(evaluator, settings, measured, target_height, fonts,
+                                        say)
     step(f"font {Path(settings.fonts[0]).name if settings.fonts else 'of the captcha package'}",
          settings)
+    mixed_case = not case_sensitive and any(ch.upper() != ch.lower() for ch in charset)
+    case_evaluator = _Evaluator(reference, [rng.choice(usable) if usable else
+                                            random_text(rng, charset, *length)
+                                            for _ in range(max(96, evaluation_images))],
+                                fonts_base, seed + 1)
+
+    def fit_case(settings: SyntheticSection, when: str) -> SyntheticSection:
+        """The share of upper-case letters, for a site that ignores case (see case_share)."""
+        share = case_share(case_evaluator, settings, measured, labels)
+        if share is None:
+            return settings
+        settings = _fit_size(evaluator, _with(settings, upper_case_share=share), target_height)
+        step(f"letters drawn in upper case {share:.0%} of the time ({when})", settings)
+        return settings
+
+    if mixed_case:
+        # the case shows in letters' heights: only where characters keep theirs
+        settings = fit_case(_best(evaluator, settings, "baseline", (False, True), target_height),
+                            "a first guess")
     for round_number in range(passes):
         if round_number:
             settings = _best(evaluator, settings, "fonts", candidates, target_height, only=True)
@@ -701,12 +947,14 @@ def fit_look(images: Sequence[np.ndarray], labels: Sequence[str], start: Synthet
             step(f"edges, and {settings.noise_curves} curves, {settings.noise_lines} lines "
                  f"{settings.line_width} px wide", settings)
         for key, values in SEARCHES:
-            sized = key in ("stroke", "rotation", "vertical_jitter")
+            sized = key in ("baseline", "stroke", "rotation", "vertical_jitter")
             if key == "line_width":
                 values = _line_widths(probe)
             settings = _best(evaluator, settings, key, values, target_height if sized else None)
             if round_number == 0 and key not in ("noise_curves", "noise_lines", "line_width"):
                 step(f"{key} {getattr(settings, key)}", settings)
+    if mixed_case:  # again, with the clutter and the characters' turns settled
+        settings = fit_case(settings, "with the rest settled")
     adjusted = _fit_levels(evaluator, _fit_size(evaluator, settings, target_height), measured)
     settings = min((settings, adjusted), key=evaluator.score)
     settings = _relative_fonts(settings, fonts_base)

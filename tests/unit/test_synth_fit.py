@@ -134,7 +134,8 @@ EVERYTHING = SyntheticSection(
     background_jitter=8, background_gradient=40, border="#000000",
     text_colours=("#202020", "#803030"), colour_per_character=True, stroke=1, antialias=False,
     rotation=10, vertical_jitter=2, overlap=0.1, gap_probability=0.0, spacing=0.2,
-    noise_lines=2, line_width=2, blur=0.5, grayscale=True)
+    noise_lines=2, line_width=2, blur=0.5, grayscale=True, clutter_colours=("#909090",),
+    upper_case_share=0.5)
 
 
 def test_drawer_takes_every_setting() -> None:
@@ -217,6 +218,88 @@ def test_fit_recovers_known_settings() -> None:
     assert found.noise_curves + found.noise_lines >= 1
     assert found.rotation <= 20 and found.gap_probability <= 0.25
     assert result.score_after < result.score_before / 3
+
+
+def _rgb(colour: str) -> np.ndarray:
+    return np.asarray([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+
+
+def _near(colour: str, others: tuple[str, ...] | list[str], within: int) -> bool:
+    return any(np.abs(_rgb(colour) - _rgb(other)).max() <= within for other in others)
+
+
+def _upper_share(drawer: CaptchaDrawer, labels: list[str]) -> float:
+    """The share of letters the drawer drew in upper case (its own random stream, replayed)."""
+    engine = drawer._engine
+    cased = []
+    for label in labels:
+        engine.random = random.Random(0)
+        cased.append(engine._cased(label))
+    letters = [ch for text in cased for ch in text if ch.isalpha()]
+    return sum(ch.isupper() for ch in letters) / len(letters)
+
+
+def test_drawer_mixes_cases_and_colours_its_clutter() -> None:
+    drawer = CaptchaDrawer(width=120, height=40, upper_case_share=0.5, noise_lines=6,
+                           noise_curves=0, noise_dots=0, clutter_colours=("#00ff00",),
+                           text_colours=("#000000",), background="#ffffff", blur=0, seed=3)
+    assert 0.35 <= _upper_share(drawer, ["abcdefgh"] * 20) <= 0.65
+    pixels = np.asarray(drawer.image("abcd")).reshape(-1, 3).tolist()
+    assert [0, 255, 0] in pixels and [0, 0, 0] in pixels
+    assert CaptchaDrawer(upper_case_share=None)._engine._cased("aB1") == "aB1"
+    assert CaptchaDrawer(upper_case_share=0.0)._engine._cased("aB1") == "ab1"
+    assert CaptchaDrawer(upper_case_share=1.0)._engine._cased("aB1") == "AB1"
+
+
+def test_case_share_needs_a_site_that_ignores_case() -> None:
+    data = {**with_synthetic(upper_case_share=0.5),
+            "format": {"charset": "abcdef", "length": 4, "case_sensitive": True}}
+    with pytest.raises(ProfileError) as caught:
+        profile_from_data(data, "p/shop.yaml")
+    assert caught.value.problems == [
+        "p/shop.yaml: (top level): synthetic.upper_case_share is set but format.case_sensitive "
+        "is true (a look-alike's case would then not match its answer) (remove "
+        "upper_case_share, or set format.case_sensitive: false)"]
+    data["format"]["case_sensitive"] = False
+    assert profile_from_data(data, "p/shop.yaml").synthetic.upper_case_share == 0.5
+
+
+#: a site of crisp coloured characters, each its own colour, crossed by grey lines, showing
+#: both cases of letters while it ignores case
+TEXT_INKS = ("#c01818", "#1830c0", "#108a30")
+LINE_INK = "#8c8c8c"
+CASE_CHARSET = "ABDEGHMNRTY"
+
+
+@pytest.mark.parametrize("share", [0.5, 0.0])
+def test_fit_keeps_known_colours_and_case_mix(share: float) -> None:
+    known = dict(width=120, height=40, font_sizes=(28,), noise_dots=0, noise_curves=0,
+                 noise_lines=4, line_width=1, background="#f8f6f0", text_colours=TEXT_INKS,
+                 colour_per_character=True, clutter_colours=(LINE_INK,), rotation=5, blur=0.0,
+                 vertical_jitter=2, gap_probability=0.0, overlap=0.0, upper_case_share=share,
+                 baseline=True)
+    images, labels = drawn(known, 48, charset=CASE_CHARSET)
+    result = synthfit.fit_look(images, labels, SyntheticSection(), CASE_CHARSET, (5, 5),
+                               fonts=[""], evaluation_images=6, passes=1, case_sensitive=False)
+    found = result.settings
+    # every ink of the text is kept, and no grey or washed-out one is added
+    assert found.colour_per_character
+    assert all(_near(ink, found.text_colours, 45) for ink in TEXT_INKS), found.text_colours
+    assert all(_near(colour, TEXT_INKS, 60) for colour in found.text_colours), found.text_colours
+    # the lines keep their own grey
+    assert isinstance(found.clutter_colours, tuple), found.clutter_colours
+    assert _near(LINE_INK, found.clutter_colours, 30), found.clutter_colours
+    assert found.noise_lines + found.noise_curves >= 1
+    assert found.upper_case_share is not None
+    assert abs(found.upper_case_share - share) <= 0.25, found.upper_case_share
+
+
+def test_a_case_sensitive_fit_leaves_the_case_alone() -> None:
+    images, labels = drawn(dict(width=120, height=40, font_sizes=(28,), noise_dots=0,
+                                noise_curves=0, rotation=5, blur=0.0), 16, charset="abdegh")
+    result = synthfit.fit_look(images, labels, SyntheticSection(), "abdegh", (5, 5),
+                               fonts=[""], evaluation_images=4, passes=1)
+    assert result.settings.upper_case_share is None
 
 
 @pytest.mark.skipif(not KAGGLE.is_dir(), reason=f"{KAGGLE} not found: the real-data check "
