@@ -90,7 +90,7 @@ def test_a_thin_line_across_does_not_join_the_characters() -> None:
 
 
 def test_touching_characters_are_split_to_the_expected_count() -> None:
-    image, truth = draw_text("8096", spacing=-6)
+    image, truth = draw_text("8096", spacing=-9)  # -6 left a hair of paper between two with some OpenCV builds
     assert components(binarize(image)) == 1, "the test needs glyphs that touch"
     assert_match(segment(image, expected=4), truth)
 
