@@ -906,7 +906,7 @@ def fit_look(images: Sequence[np.ndarray], labels: Sequence[str], start: Synthet
     # colours, size and border read off the images
     settings = _with(read_look(measured, probe, start), stroke=0, blur=None, noise_dots=0,
                      noise_curves=0, noise_lines=0, rotation=10, vertical_jitter=2,
-                     gap_probability=0.0, overlap=0.1, spacing=0.0, baseline=True)
+                     gap_probability=0.0, overlap=0.1, spacing=0.0)
     settings = _fit_levels(evaluator, _fit_size(evaluator, settings, target_height), measured)
     step("size, colours and border read off the images", settings)
     # clutter and edges change how the text measures: a first guess of both before the font
@@ -936,8 +936,9 @@ def fit_look(images: Sequence[np.ndarray], labels: Sequence[str], start: Synthet
         return settings
 
     if mixed_case:
-        # the case shows in letters' heights: only where characters keep theirs
-        settings = fit_case(_best(evaluator, settings, "baseline", (False, True), target_height),
+        # the case shows in letters' heights: only where characters keep theirs, as on a
+        # real site's baseline (the package's stretch makes every letter a capital's height)
+        settings = fit_case(_fit_size(evaluator, _with(settings, baseline=True), target_height),
                             "a first guess")
     for round_number in range(passes):
         if round_number:
