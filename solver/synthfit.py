@@ -902,11 +902,15 @@ def fit_look(images: Sequence[np.ndarray], labels: Sequence[str], start: Synthet
     before = evaluator.score(start)
     step("the profile's settings", start)
     target_height = _mean(measured.column("text_height"))
+    # a site that ignores case but shows letters: their case shows only in letters that
+    # keep their heights on a baseline (the package's stretch makes each a capital's height)
+    mixed_case = not case_sensitive and any(ch.upper() != ch.lower() for ch in charset)
     # the search starts from a tamer look than the package's (most sites are), with the
     # colours, size and border read off the images
     settings = _with(read_look(measured, probe, start), stroke=0, blur=None, noise_dots=0,
                      noise_curves=0, noise_lines=0, rotation=10, vertical_jitter=2,
-                     gap_probability=0.0, overlap=0.1, spacing=0.0)
+                     gap_probability=0.0, overlap=0.1, spacing=0.0,
+                     baseline=True if mixed_case else start.baseline)
     settings = _fit_levels(evaluator, _fit_size(evaluator, settings, target_height), measured)
     step("size, colours and border read off the images", settings)
     # clutter and edges change how the text measures: a first guess of both before the font
@@ -920,7 +924,6 @@ def fit_look(images: Sequence[np.ndarray], labels: Sequence[str], start: Synthet
                                         say)
     step(f"font {Path(settings.fonts[0]).name if settings.fonts else 'of the captcha package'}",
          settings)
-    mixed_case = not case_sensitive and any(ch.upper() != ch.lower() for ch in charset)
     case_evaluator = _Evaluator(reference, [rng.choice(usable) if usable else
                                             random_text(rng, charset, *length)
                                             for _ in range(max(96, evaluation_images))],
@@ -936,10 +939,7 @@ def fit_look(images: Sequence[np.ndarray], labels: Sequence[str], start: Synthet
         return settings
 
     if mixed_case:
-        # the case shows in letters' heights: only where characters keep theirs, as on a
-        # real site's baseline (the package's stretch makes every letter a capital's height)
-        settings = fit_case(_fit_size(evaluator, _with(settings, baseline=True), target_height),
-                            "a first guess")
+        settings = fit_case(settings, "a first guess")
     for round_number in range(passes):
         if round_number:
             settings = _best(evaluator, settings, "fonts", candidates, target_height, only=True)
@@ -948,6 +948,8 @@ def fit_look(images: Sequence[np.ndarray], labels: Sequence[str], start: Synthet
             step(f"edges, and {settings.noise_curves} curves, {settings.noise_lines} lines "
                  f"{settings.line_width} px wide", settings)
         for key, values in SEARCHES:
+            if key == "baseline" and mixed_case:
+                continue
             sized = key in ("baseline", "stroke", "rotation", "vertical_jitter")
             if key == "line_width":
                 values = _line_widths(probe)
