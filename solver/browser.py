@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from solver.apt import apt_get, apt_install, last_lines
+
 from solver.errors import BrowserNotFoundError
 
 if TYPE_CHECKING:
@@ -160,18 +162,13 @@ def install(timeout: float = 600.0, report=print) -> BrowserChoice:  # type: ign
         choice = current_choice()
         report(f"Using the {choice.describe()}.")
         return choice
-    apt = shutil.which("apt-get")
-    if apt and hasattr(os, "geteuid") and os.geteuid() == 0:
+    apt = apt_get()
+    if apt:
         report("Installing Debian's chromium (apt-get update; apt-get install -y chromium)...")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        output = ""
-        for step in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "chromium"]):
-            done = subprocess.run(step, timeout=timeout, capture_output=True, text=True, env=env)
-            output += done.stdout + done.stderr
+        output = apt_install(apt, ["chromium"], timeout)
         if find_system_chromium():
             return current_choice()
-        report("  apt-get did not install chromium; its last lines:\n    "
-               + "\n    ".join(output.strip().splitlines()[-5:]))
+        report("  apt-get did not install chromium; its last lines:\n    " + last_lines(output))
     raise BrowserNotFoundError(
         "could not get a Chromium: Playwright's download failed and no system Chromium is "
         "installed (install your system's chromium package, e.g. `sudo apt-get install -y "

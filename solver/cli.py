@@ -1165,8 +1165,16 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--port", type=_port, default=8766, help="port (default: 8766; 0: any free port)")
     label.set_defaults(func=cmd_label)
 
+    # the verbs that drive a browser against the site
+    browsing = argparse.ArgumentParser(add_help=False)
+    browsing.add_argument("--headed", action="store_true", help="show the browser window")
+    browsing.add_argument("--timeout", type=float, default=10, metavar="SECONDS",
+                          help="per page action (default 10)")
+    browsing.add_argument("--connect", metavar="URL",
+                          help="use a remote browser: ws://... (playwright launch-server) or "
+                          "http://HOST:PORT (Chromium's --remote-debugging-port)")
     solving = verbs.add_parser(
-        "solve", parents=[profiles_dir, models_dir],
+        "solve", parents=[profiles_dir, models_dir, browsing],
         help="open the profile's page, read the captcha, submit it, check, retry")
     solving.add_argument("--site", required=True, metavar="NAME",
                          help="profile name, or a path to a .yaml file")
@@ -1175,19 +1183,13 @@ def build_parser() -> argparse.ArgumentParser:
     solving.add_argument("--attempts", type=int, default=3,
                          help="tries before giving up (default 3); a reading that breaks the "
                          "profile or is unsure is not submitted, and counts as a try")
-    solving.add_argument("--timeout", type=float, default=10, metavar="SECONDS",
-                         help="per page action (default 10)")
     solving.add_argument("--json", action="store_true",
                          help="print the outcome as JSON (success, text, confidence, attempts, "
                          "milliseconds per stage)")
-    solving.add_argument("--headed", action="store_true", help="show the browser window")
-    solving.add_argument("--connect", metavar="URL",
-                         help="use a remote browser: ws://... (playwright launch-server) or "
-                         "http://HOST:PORT (Chromium's --remote-debugging-port)")
     solving.set_defaults(func=cmd_solve)
 
     collecting = verbs.add_parser(
-        "collect", parents=[profiles_dir, models_dir],
+        "collect", parents=[profiles_dir, models_dir, browsing],
         help="grab captchas from the profile's site into a dataset (data/NAME)")
     collecting.add_argument("--site", required=True, metavar="NAME",
                             help="profile name, or a path to a .yaml file")
@@ -1207,19 +1209,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "fit the profile); other readers' texts are mapped into the profile's "
                             "format")
     collecting.add_argument("--url", help="collect from this URL instead of the profile's")
-    collecting.add_argument("--headed", action="store_true", help="show the browser window")
-    collecting.add_argument("--timeout", type=float, default=10, metavar="SECONDS",
-                            help="per page action (default 10)")
     collecting.add_argument("--retries", type=int, default=3,
                             help="retries per captcha, with backoff, before giving up (default 3)")
-    collecting.add_argument("--connect", metavar="URL",
-                            help="use a remote browser: ws://... (playwright launch-server) or "
-                            "http://HOST:PORT (Chromium's --remote-debugging-port)")
     collecting.add_argument("--quiet", action="store_true", help="no progress bar")
     collecting.set_defaults(func=cmd_collect)
 
     learning = verbs.add_parser(
-        "learn", parents=[profiles_dir, models_dir],
+        "learn", parents=[profiles_dir, models_dir, browsing],
         help="learn a site from the site itself: rounds of collection with the site confirming "
         "each answer, and training, until --target")
     learning.add_argument("--site", required=True, metavar="NAME",
@@ -1247,10 +1243,6 @@ def build_parser() -> argparse.ArgumentParser:
     learning.add_argument("--restart", action="store_true",
                           help="forget the run's state and start anew (the dataset stays)")
     learning.add_argument("--url", help="learn from this URL instead of the profile's")
-    learning.add_argument("--headed", action="store_true", help="show the browser window")
-    learning.add_argument("--timeout", type=float, default=10, metavar="SECONDS",
-                          help="per page action (default 10)")
-    learning.add_argument("--connect", metavar="URL", help="use a remote browser (as collect)")
     learning.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     learning.set_defaults(func=cmd_learn)
 

@@ -29,16 +29,15 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import re
-import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from solver.apt import apt_get, apt_install, last_lines
 
 logger = logging.getLogger(__name__)
 
@@ -179,30 +178,20 @@ def choose_fonts(catalogue: Sequence[FontFace], weight: float | None = None,
 def install_fonts(report: Callable[[str], None] = print, timeout: float = 600.0) -> bool:
     """Install Debian's free font packages with apt-get when running as root; True when
     the catalogue then has at least :data:`FEW_FONTS` faces. Elsewhere it says what to do."""
-    apt = shutil.which("apt-get")
     if len(font_files()) >= FEW_FONTS * 3:
         return True
-    if not apt or not hasattr(os, "geteuid") or os.geteuid() != 0:
+    apt = apt_get()
+    if not apt:
         report("for closer look-alikes, install more fonts: "
                f"sudo apt-get install -y {' '.join(DEBIAN_FONT_PACKAGES)} (or copy .ttf/.otf "
                "files into ~/.fonts or /usr/local/share/fonts)")
         return len(font_files()) >= FEW_FONTS
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     report(f"Installing fonts with apt-get ({', '.join(DEBIAN_FONT_PACKAGES)})...")
-    output = ""
-    for step in ([apt, "update", "-qq"],
-                 [apt, "install", "-y", "-qq", "--no-install-recommends", *DEBIAN_FONT_PACKAGES]):
-        try:
-            done = subprocess.run(step, timeout=timeout, capture_output=True, text=True, env=env)
-        except subprocess.TimeoutExpired:
-            output += f"{step[1]} did not finish within {timeout:.0f} s\n"
-            break
-        output += done.stdout + done.stderr
+    output = apt_install(apt, DEBIAN_FONT_PACKAGES, timeout, ["--no-install-recommends"])
     _catalogue.cache_clear()
     enough = len(font_files()) >= FEW_FONTS
     if not enough:
-        report("  apt-get did not install the fonts; its last lines:\n    "
-               + "\n    ".join(output.strip().splitlines()[-5:]))
+        report("  apt-get did not install the fonts; its last lines:\n    " + last_lines(output))
     return enough
 
 

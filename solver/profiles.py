@@ -447,24 +447,14 @@ class SyntheticSection(_Section):
     def _text_colours(cls, value: Any) -> Any:
         if value in TEXT_COLOUR_SCHEMES:
             return value
-        example, alternatives = '["#202020", "#1f3f8f"]', "or random or random-dark"
-        if isinstance(value, (list, tuple)):
-            if not value:
-                raise _fix("is empty", f"list at least one colour, e.g. {example}, {alternatives}")
-            return tuple(_colour(colour, '"#202020"', "one per list item") for colour in value)
-        return _colour(value, '"#202020"', f"a list of them, {alternatives}")
+        return _colours(value, ("#202020", "#1f3f8f"), "or random or random-dark")
 
     @field_validator("clutter_colours", mode="before")
     @classmethod
     def _clutter_colours(cls, value: Any) -> Any:
         if value == "text":
             return value
-        example, alternatives = '["#8c8c8c", "#c03030"]', "or text"
-        if isinstance(value, (list, tuple)):
-            if not value:
-                raise _fix("is empty", f"list at least one colour, e.g. {example}, {alternatives}")
-            return tuple(_colour(colour, '"#8c8c8c"', "one per list item") for colour in value)
-        return _colour(value, '"#8c8c8c"', f"a list of them, {alternatives}")
+        return _colours(value, ("#8c8c8c", "#c03030"), "or text")
 
     @field_validator("overlap", "gap_probability", "spacing", "blur", "upper_case_share",
                      mode="before")
@@ -511,6 +501,18 @@ def _colour(value: Any, example: str, alternatives: str) -> str:
         raise _fix(f"{shown} is not a colour", f'write a quoted "#rrggbb" such as {example}, '
                    f"{alternatives}")
     return value.lower()
+
+
+def _colours(value: Any, examples: tuple[str, str], alternatives: str) -> str | tuple[str, ...]:
+    """A colour or a non-empty list of them (see :func:`_colour`); ``alternatives`` names the
+    keywords the setting also takes, for the error's fix."""
+    one = f'"{examples[0]}"'
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise _fix("is empty", f'list at least one colour, e.g. ["{examples[0]}", '
+                       f'"{examples[1]}"], {alternatives}')
+        return tuple(_colour(colour, one, "one per list item") for colour in value)
+    return _colour(value, one, f"a list of them, {alternatives}")
 
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
