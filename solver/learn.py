@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from solver.artifacts import find_model
 from solver.dataset import DatasetStore
 from solver.errors import SiteError, SolverError, UsageError
 from solver.profiles import SiteProfile
@@ -247,6 +248,15 @@ class LearnState:
         write_json_atomically(path, dataclasses.asdict(self))
 
 
+def label_budget_spent(options: LearnOptions) -> str:
+    """Why a run stopped at its label budget: the same words between rounds or within one."""
+    return f"the label budget ({options.label_budget} submissions) is spent"
+
+
+def time_budget_spent(options: LearnOptions) -> str:
+    return f"the time budget ({(options.time_budget_s or 0) / 60:g} min) is spent"
+
+
 def next_action(state: LearnState, options: LearnOptions, labels: int, submitted: int,
                 spent_s: float) -> tuple[str, str]:
     """What the run does next: ``("collect" | "train" | "stop", why)``. No side effects.
@@ -257,10 +267,10 @@ def next_action(state: LearnState, options: LearnOptions, labels: int, submitted
     if state.phase == "done":
         return "stop", state.stopped or "the run had ended"
     if options.label_budget is not None and submitted >= options.label_budget:
-        return "stop", f"the label budget ({options.label_budget} submissions) is spent"
+        return "stop", label_budget_spent(options)
     left = None if options.time_budget_s is None else options.time_budget_s - spent_s
     if left is not None and left <= 0:
-        return "stop", f"the time budget ({options.time_budget_s / 60:g} min) is spent"
+        return "stop", time_budget_spent(options)
     if state.phase == "collect":
         return "collect", f"round {state.round}: read fresh captchas with {state.reader}"
     if labels < options.min_labels:
@@ -401,9 +411,9 @@ async def _read_round(profile: SiteProfile, store: DatasetStore, reader: Any, lo
             shown, tried = None, None
             for _ in range(work.count):
                 if work.deadline is not None and time.monotonic() >= work.deadline:
-                    return "the time budget is spent"
+                    return time_budget_spent(options)
                 if work.submissions_left is not None and work.submissions_left <= 0:
-                    return "the label budget is spent"
+                    return label_budget_spent(options)
                 guard.check()
                 try:
                     if shown is None:
@@ -534,21 +544,12 @@ def _open_reader(spec: str, profile: SiteProfile, options: LearnOptions) -> Any:
     return open_reader(spec, profile, options.models_dir)
 
 
-def _find_model(name: str, models_dir: Path) -> Path:
-    """Where model ``name`` is read from: ``models_dir``, else the package's shipped models."""
-    try:
-        from solver.artifacts import find_model
-    except ImportError:  # a checkout from before the shipped models moved into the package
-        return models_dir / name
-    return find_model(name, models_dir)
-
-
 def site_model(profile: SiteProfile, models_dir: Path) -> Path | None:
     """The site's own model when there is one that fits the profile (the user's, else a shipped one)."""
     from solver.artifacts import METADATA_FILE, ModelError
     from solver.recognizers import Recognizer
 
-    for folder in dict.fromkeys((models_dir / profile.name, _find_model(profile.name, models_dir))):
+    for folder in dict.fromkeys((models_dir / profile.name, find_model(profile.name, models_dir))):
         if not (folder / METADATA_FILE).is_file():
             continue
         try:
@@ -577,7 +578,7 @@ def _first_state(profile: SiteProfile, options: LearnOptions, labels: int) -> Le
         starters = [name for name in STARTERS
                     if name != "ddddocr" or importlib.util.find_spec("ddddocr") is not None]
         starters = [name for name in starters
-                    if name != "general" or _find_model("general", options.models_dir).is_dir()]
+                    if name != "general" or find_model("general", options.models_dir).is_dir()]
         if not starters:
             raise UsageError(f"{profile.name} has no model, the dataset has {labels} labels and "
                              f"neither ddddocr nor {options.models_dir / 'general'} is there to "
@@ -616,7 +617,7 @@ def _train(profile: SiteProfile, store: DatasetStore, log: CaptchaLog, options: 
         candidates = ("general",)
         report(f"  training from {start}, the model so far, for {budget_s / 60:.1f} min")
     else:
-        candidates, start = CANDIDATES, _find_model("general", options.models_dir)
+        candidates, start = CANDIDATES, find_model("general", options.models_dir)
         report(f"  training a first model (from scratch, and from {start}) for "
                f"{budget_s / 60:.1f} min")
     train_options = TrainOptions(profile, data=[store.root], out=model_dir, time_budget_s=budget_s,

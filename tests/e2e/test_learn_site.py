@@ -59,7 +59,7 @@ def test_rounds_run_verified_labels_land_and_an_interrupted_run_resumes(
     # round 0 trains on the hand labels, round 1 reads with that model until the budget ends it
     assert lines[0].startswith("learning pair from its site: 30 labels")
     assert any(line.startswith("round 0: trained in") for line in lines)
-    assert first.stopped == "the label budget is spent" and first.submitted == 4
+    assert first.stopped == "the label budget (4 submissions) is spent" and first.submitted == 4
     assert first.partial is not None and first.partial["reader"] == "site"
     assert (tmp_path / "models" / "pair" / "metadata.json").is_file()
 
@@ -83,7 +83,8 @@ def test_rounds_run_verified_labels_land_and_an_interrupted_run_resumes(
     assert lines[0].startswith(f"resuming pair: round {number} (collect), 4 answers submitted")
     finished = [record for record in again.rounds if record["round"] == number]
     assert finished and finished[0]["shown"] == 12  # exactly per_round captchas, both sessions
-    assert again.stopped == "the label budget is spent"
+    # stopped by the budget within the round or at its end, whichever came first: same words
+    assert again.stopped == f"the label budget ({4 + left} submissions) is spent"
     assert {e.file for e in verified} <= {e.file for e in DatasetStore(data).entries() if e.verified}
     state = json.loads((data / "learn" / "state.json").read_text())
     assert state["round"] >= number and state["seconds"] > 0
