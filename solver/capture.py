@@ -26,6 +26,7 @@ import base64
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +62,53 @@ el => {
 }
 """
 
-MODES = ("auto", "src", "data-uri", "canvas", "background", "screenshot")
+
+
+@dataclass(frozen=True)
+class CaptureMode:
+    """One value of a profile's ``captcha.capture``: what it does, in the words of the
+    profile's schema, and the grab steps it tries in order, by the kind of element the
+    captcha is ("img", "canvas" or "background"; the ``"*"`` entry serves any kind).
+
+    :data:`CAPTURE_MODES` holds every mode; the profile's schema takes its list from
+    there, so a new mode is one entry here (and a new entry of :data:`GRAB_STEPS` when
+    it grabs in a new way)::
+
+        >>> CAPTURE_MODES["auto"].plan("canvas")
+        ('canvas', 'screenshot')
+    """
+
+    name: str
+    description: str
+    steps: Mapping[str, tuple[str, ...]]
+
+    def plan(self, kind: str) -> tuple[str, ...]:
+        """The grab steps to try, in order, for an element of ``kind``."""
+        return self.steps[kind] if kind in self.steps else self.steps["*"]
+
+
+_OWN_BYTES = ("data-uri", "src", "fetch")  # the image's own bytes, however the page shows it
+
+#: every capture mode, by name, in the order the profile's schema lists them
+CAPTURE_MODES: dict[str, CaptureMode] = {mode.name: mode for mode in (
+    CaptureMode("auto", "picks the fastest that works",
+                {"img": ("data-uri", "src", "canvas", "screenshot"),
+                 "canvas": ("canvas", "screenshot"),
+                 "background": ("data-uri", "src", "screenshot")}),
+    CaptureMode("src", "fetches the image as served", {"*": _OWN_BYTES}),
+    CaptureMode("data-uri", "decodes an inline image", {"*": ("data-uri",)}),
+    CaptureMode("canvas", "reads a canvas", {"*": ("canvas",)}),
+    CaptureMode("background", "fetches a CSS background image", {"*": _OWN_BYTES}),
+    CaptureMode("screenshot", "takes an element screenshot", {"*": ("screenshot",)}),
+)}
+
+#: the mode names, in order
+MODES: tuple[str, ...] = tuple(CAPTURE_MODES)
+
+
+def describe_modes() -> str:
+    """The modes in one sentence, for the profile's schema."""
+    return "; ".join(f"'{mode.name}' {mode.description}" for mode in CAPTURE_MODES.values()) + "."
 
 
 class CaptureError(SolverError):
@@ -132,8 +179,8 @@ def grab_steps(page: Any, element: Any, mode: str = "auto",
     described: dict[str, Any] = yield Call(element, "evaluate", (DESCRIBE_JS,))
     kind, url = described["kind"], described["url"]
     tried = []
-    for step in _plan(mode, kind):
-        data = yield from _try(step, page, element, url, recorder)
+    for step in CAPTURE_MODES[mode].plan(kind):
+        data = yield from GRAB_STEPS[step](page, element, url, recorder)
         if data:
             method = {"src": "response"}.get(step, step)
             return Capture(data, method, (time.perf_counter() - started) * 1000)
@@ -154,16 +201,6 @@ async def grab_async(page: Any, element: Any, mode: str = "auto",
                      recorder: ResponseRecorder | None = None) -> Capture:
     """:func:`grab` for Playwright's async API."""
     return await run_async(grab_steps(page, element, mode, recorder))
-
-
-def _plan(mode: str, kind: str) -> list[str]:
-    if mode == "auto":
-        return {"img": ["data-uri", "src", "canvas", "screenshot"],
-                "canvas": ["canvas", "screenshot"],
-                "background": ["data-uri", "src", "screenshot"]}[kind]
-    if mode in ("src", "background"):  # the image's own bytes, however the page shows it
-        return ["data-uri", "src", "fetch"]
-    return [mode]
 
 
 def _recorded_body(recorder: ResponseRecorder, url: str) -> Steps[bytes | None]:
@@ -190,22 +227,46 @@ def _screenshot(page: Any, element: Any) -> Steps[bytes]:
     return (yield Call(page, "screenshot", (), {"clip": clip, "type": "png"}))  # type: ignore[no-any-return]
 
 
-def _try(step: str, page: Any, element: Any, url: str,
-         recorder: ResponseRecorder | None) -> Steps[bytes | None]:
-    if step == "data-uri":
-        return _data_uri_bytes(url)
-    if step == "src":
-        if recorder and url and not url.startswith("data:"):
-            return (yield from _recorded_body(recorder, url))
+def _data_uri_step(page: Any, element: Any, url: str,
+                   recorder: ResponseRecorder | None) -> Steps[bytes | None]:
+    return _data_uri_bytes(url)
+    yield  # a generator, like the other steps
+
+
+def _src_step(page: Any, element: Any, url: str,
+              recorder: ResponseRecorder | None) -> Steps[bytes | None]:
+    if recorder and url and not url.startswith("data:"):
+        return (yield from _recorded_body(recorder, url))
+    return None
+
+
+def _fetch_step(page: Any, element: Any, url: str,
+                recorder: ResponseRecorder | None) -> Steps[bytes | None]:
+    if not url or url.startswith("data:"):
         return None
-    if step == "fetch":
-        if not url or url.startswith("data:"):
-            return None
-        response = yield Call(page.request, "get", (url,))
-        return (yield Call(response, "body")) if response.ok else None
-    if step == "canvas":
-        data_url = yield Call(element, "evaluate", (CANVAS_JS,))
-        return _data_uri_bytes(data_url) if data_url else None
-    if step == "screenshot":
-        return (yield from _screenshot(page, element))
-    raise AssertionError(step)  # _plan only yields the steps above
+    response = yield Call(page.request, "get", (url,))
+    return (yield Call(response, "body")) if response.ok else None
+
+
+def _canvas_step(page: Any, element: Any, url: str,
+                 recorder: ResponseRecorder | None) -> Steps[bytes | None]:
+    data_url = yield Call(element, "evaluate", (CANVAS_JS,))
+    return _data_uri_bytes(data_url) if data_url else None
+
+
+def _screenshot_step(page: Any, element: Any, url: str,
+                     recorder: ResponseRecorder | None) -> Steps[bytes | None]:
+    return (yield from _screenshot(page, element))
+
+
+GrabStep = Callable[[Any, Any, str, "ResponseRecorder | None"], "Steps[bytes | None]"]
+
+#: the ways of grabbing an element's pixels that the modes combine; each returns the
+#: bytes, or None when it does not apply (the next step of the mode's plan is tried)
+GRAB_STEPS: dict[str, GrabStep] = {
+    "data-uri": _data_uri_step,
+    "src": _src_step,
+    "fetch": _fetch_step,
+    "canvas": _canvas_step,
+    "screenshot": _screenshot_step,
+}

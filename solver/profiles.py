@@ -49,6 +49,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from solver.capture import MODES as CAPTURE_MODES
+from solver.capture import describe_modes
 from solver.charset import charset_problem, describe_characters, is_visible, short_repr
 from solver.errors import ProfileError, ProfileNotFoundError
 
@@ -57,7 +59,9 @@ logger = logging.getLogger(__name__)
 PROFILES_DIR_ENV = "SOLVER_PROFILES_DIR"
 DEFAULT_PROFILES_DIR = "site_profiles"
 MAX_LENGTH = 32
-CAPTURE_MODES = ("auto", "src", "data-uri", "canvas", "background", "screenshot")
+#: the profile format this solver reads and writes; a file says which it uses with a
+#: top-level ``version:`` (leaving it out means this one)
+PROFILE_VERSION = 1
 PIPELINES = ("ctc", "segment")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 URL_SCHEMES = ("http://", "https://", "file://")
@@ -99,12 +103,8 @@ class CaptchaSection(_Section):
         "or an element with a CSS background image.",
         examples=["img#captcha"],
     )
-    capture: Literal["auto", "src", "data-uri", "canvas", "background", "screenshot"] = Field(
-        "auto",
-        description="How to grab the pixels: 'auto' picks the fastest that works; "
-        "'src' fetches the image as served, 'data-uri' decodes an inline image, "
-        "'canvas' reads a canvas, 'background' fetches a CSS background image, "
-        "'screenshot' takes an element screenshot.",
+    capture: Literal[CAPTURE_MODES] = Field(  # type: ignore[valid-type]  # solver.capture's list
+        "auto", description=f"How to grab the pixels: {describe_modes()}",
     )
     frame: Selector | None = Field(
         None,
@@ -565,9 +565,19 @@ class PreStep(_Section):
         return value
 
 
+def _newer_version(version: int) -> PydanticCustomError:
+    return _fix(f"{version} is a newer profile format than version {PROFILE_VERSION}, the one this "
+                "solver reads", "upgrade the solver package, or rewrite the profile in version "
+                f"{PROFILE_VERSION}")
+
+
 class SiteProfile(_Section):
     """A validated site profile. Build one with :func:`load_profile`."""
 
+    version: StrictInt = Field(
+        PROFILE_VERSION,
+        description=f"The profile format the file is written in; {PROFILE_VERSION}, the "
+        "current one, when left out.", examples=[PROFILE_VERSION])
     name: StrictStr = Field(
         description="The profile's name: the file name without .yaml; lower-case "
         "letters, digits, '-' and '_'.",
@@ -585,6 +595,16 @@ class SiteProfile(_Section):
         (), description="Actions that lead from url to the captcha (log-in pages, menus), in order.")
     source: Path | None = Field(None, exclude=True, repr=False,
                                 json_schema_extra={"readOnly": True})
+
+    @field_validator("version")
+    @classmethod
+    def _check_version(cls, version: int) -> int:
+        if version > PROFILE_VERSION:
+            raise _newer_version(version)
+        if version < 1:
+            raise _fix(f"{version} is not a profile format version",
+                       f"write version: {PROFILE_VERSION}, or remove the key")
+        return version
 
     @field_validator("name")
     @classmethod
@@ -618,6 +638,7 @@ class SiteProfile(_Section):
     def to_dict(self) -> dict[str, Any]:
         """The profile as plain data, in the shape of its YAML file."""
         data = self.model_dump(mode="json")
+        del data["version"]  # the current one, which a file may leave out
         data["format"]["length"] = list(self.format.length)
         if not self.steps:  # most profiles have none; keep their files short
             del data["steps"]
@@ -712,7 +733,8 @@ def _describe(error: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         if close:
             return location, f"unknown key (did you mean '{close[0]}'?)"
-        return location, f"unknown key (remove it; allowed here: {', '.join(allowed)})"
+        listed = [name for name in allowed if name != "version"]  # the settings, not the format's
+        return location, f"unknown key (remove it; allowed here: {', '.join(listed)})"
     if kind == "missing":
         example = _field_example(location)
         key = str(location[-1])
@@ -790,6 +812,10 @@ def profile_from_data(data: Any, path: str | os.PathLike[str] | None = None) -> 
     if data and not any(isinstance(key, str) and key in known for key in data):
         raise ProfileError([f"{where}: (top level): not a site profile: none of its keys is a "
                             f"profile key {_START_FIX}"])
+    version = data.get("version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > PROFILE_VERSION:
+        # a newer format's other keys would only add confusing problems: name this one alone
+        raise ProfileError([f"{where}: version: {_newer_version(version).context['text']}"])
     data = dict(data)
     stem = Path(path).stem if path is not None else None
     problems: list[str] = []

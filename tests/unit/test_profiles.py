@@ -616,3 +616,36 @@ def test_success_url_is_a_path_a_glob_or_a_url() -> None:
     with pytest.raises(ValueError, match=r"'welcome' is neither a URL nor a path \(write a path such "
                        r"as /account/welcome, a glob such as \*\*/welcome, or a full URL"):
         FormSection(input="i", submit="b", success_url="welcome")
+
+
+def test_format_version_defaults_to_the_current_one() -> None:
+    from solver.profiles import PROFILE_VERSION
+
+    assert profile_from_data(GOOD, "p/shop.yaml").version == PROFILE_VERSION
+    written = profile_from_data(variant(version=PROFILE_VERSION), "p/shop.yaml")
+    assert written == profile_from_data(GOOD, "p/shop.yaml")
+    assert "version" not in written.to_dict()  # files without it keep their shape
+    assert problems(variant(verison=1)) == ["p/shop.yaml: verison: unknown key (did you mean 'version'?)"]
+
+
+def test_a_newer_format_version_is_named_alone() -> None:
+    # the keys a newer format adds would be "unknown key" lines; the version explains them all
+    assert problems(variant(version=2, captcha__look="new")) == [
+        "p/shop.yaml: version: 2 is a newer profile format than version 1, the one this solver "
+        "reads (upgrade the solver package, or rewrite the profile in version 1)"]
+    assert problems(variant(version=0)) == [
+        "p/shop.yaml: version: 0 is not a profile format version (write version: 1, or remove the key)"]
+    assert problems(variant(version="1")) == [
+        "p/shop.yaml: version: expected a whole number, got the string '1' (write a number "
+        "without quotes, e.g. 160)"]
+
+
+def test_capture_modes_come_from_the_capture_registry() -> None:
+    from solver.capture import CAPTURE_MODES, GRAB_STEPS, MODES
+
+    capture = profile_schema()["$defs"]["CaptchaSection"]["properties"]["capture"]
+    assert capture["enum"] == list(MODES) == list(CAPTURE_MODES)
+    assert all(f"'{name}'" in capture["description"] for name in MODES)
+    for mode in CAPTURE_MODES.values():
+        for kind in ("img", "canvas", "background"):
+            assert set(mode.plan(kind)) <= set(GRAB_STEPS), (mode.name, kind)
