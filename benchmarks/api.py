@@ -41,7 +41,7 @@ def serve(args: argparse.Namespace) -> None:
     """The server process: the same app and server as `solver serve`."""
     import socket
 
-    import solver.demo_site.server as server_module
+    import solver.server as server_module
     from solver.api import build_api_app
     from solver.demo_site import SiteServer
 

@@ -43,4 +43,6 @@ class BrowserNotFoundError(SolverError):
 
 
 class SiteError(SolverError):
-    """The local captcha site could not start (port in use, unknown style)."""
+    """A website failed the solver: a site that does not answer, answers with an HTTP error
+    or gives no captcha to work with; or a local server (the captcha site, the API, the
+    labelling page) that cannot listen or start, or is asked for a style it does not have."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from solver.demo_site.server import SiteServer
+from solver.server import SiteServer
 from solver.demo_site.site import SESSION_COOKIE, CaptchaSite, Challenge
 from solver.errors import SiteError
 
