@@ -13,7 +13,13 @@ command decides from the data, within its time budget:
      schedule of small batches;
    * ``general``: the same, starting from the shipped general model
      (``models/general``, many looks; its output layer is learnt afresh for
-     the site's charset).
+     the site's charset);
+   * ``ddddocr``: where ddddocr is installed (``pip install 'solver[prelabel]'``)
+     and there are unlabelled images, ddddocr reads them, and its readings that
+     are sure enough (a confidence at which its readings of the held-out labels
+     are ``teacher_precision`` right) join the labels as pseudo-labels; training
+     starts from the general model as above. A site ddddocr reads badly gets no
+     threshold and the candidate is left out, so the held-out labels decide.
 
 3. The best of them trains on, in rounds, for the rest of the budget. With
    unlabelled images of the site (the dataset's own, or ``--unlabelled``), each
@@ -61,7 +67,7 @@ from solver.training.train import CHECKPOINT_DIR, TrainOptions, TrainResult, gat
 
 logger = logging.getLogger(__name__)
 
-CANDIDATES = ("real", "general")
+CANDIDATES = ("real", "general", "ddddocr")
 GENERAL_MODEL = find_model("general")  # ./models/general where there is one, else the shipped one
 MIN_LABELS = 30  # fewer cannot be split into a training and a held-out part worth the name
 
@@ -77,6 +83,10 @@ class RecipePlan:
     pseudo_precision: float = 0.98  # how right the held-out readings above the threshold must be
     all_labels_below: int = 1000  # do the last pass when there are fewer labels than this
     min_unlabelled: int = 50  # semi-supervised rounds need at least this many images
+    # how right ddddocr's readings of the held-out labels must be above its threshold for the
+    # ddddocr candidate (its pseudo-labels are many and its mistakes are not the model's own)
+    teacher_precision: float = 0.95
+    teacher_read_share: float = 0.5  # of the candidate's share, at most, for ddddocr's reading
     # the chance a real image is shown inverted where the site draws text both ways round
     # (PolarityMix.mixed). Off until measured on quiet cores: one 5-minute run on dark_digits,
     # with the cores shared, read 62.8% with it against 79.6% without
@@ -102,7 +112,81 @@ def recipe_options(base: TrainOptions, name: str, out: Path, budget_s: float,
     return dataclasses.replace(
         base, synthetic=0, real_fraction=1.0, batch_size=32, epochs=100_000, patience=25,
         min_steps_per_epoch=40, out=out, time_budget_s=budget_s, resume=False,
-        start_from=general if name == "general" else None, quantize=False, export_lite=False)
+        start_from=general if name in ("general", "ddddocr") else None, quantize=False,
+        export_lite=False)
+
+
+def ddddocr_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ddddocr") is not None
+
+
+def teacher_labels(options: TrainOptions, held_out: Sequence[Sample], pool: Sequence[Path],
+                   precision: float, seconds: float,
+                   known_wrong: Mapping[Path, Collection[str]] | None = None,
+                   ) -> tuple[list[Sample], str]:
+    """ddddocr's sure readings of ``pool`` as pseudo-labels, and a line saying how it went.
+
+    The threshold is measured on the held-out labels (see :func:`sure_threshold`);
+    where no confidence reaches ``precision`` there, nothing is taken. Reading stops
+    after ``seconds``; images are read in a seeded random order so that a short
+    budget still takes a fair sample.
+    """
+    from solver.prelabel import DdddocrReader
+
+    reader = DdddocrReader(options.profile)
+    began = time.monotonic()
+    checked = _propose_each(reader, [sample.path.read_bytes() for sample in held_out])
+    texts = [p.text if p is not None else "" for p in checked]
+    right = sum(text == s.label for text, s in zip(texts, held_out))
+    # no confidence (an old ddddocr, or a case it cannot tell on a case-sensitive site): not sure
+    confidences = [0.0 if p is None or p.confidence is None else p.confidence for p in checked]
+    threshold = sure_threshold(Readings([s.path for s in held_out], texts, confidences,
+                                        [p is not None and p.fits for p in checked]),
+                               [s.label for s in held_out], precision, fallback=2.0)
+    said = f"ddddocr reads {right} of {len(held_out)} held-out labels"
+    if threshold > 1.0:
+        return [], f"{said}: no confidence at which {precision:.0%} of them are right; left out"
+    order = np.random.default_rng(options.seed).permutation(len(pool))
+    wrong = known_wrong or {}
+    guessed: list[Sample] = []
+    read = 0
+    for start in range(0, len(order), 64):
+        if time.monotonic() - began > seconds:
+            break
+        chunk = [pool[int(i)] for i in order[start:start + 64]]
+        images = []
+        for path in chunk:
+            try:
+                images.append(path.read_bytes())
+            except OSError:
+                images.append(b"")
+        for path, proposal in zip(chunk, _propose_each(reader, images)):
+            read += 1
+            if proposal is not None and proposal.fits and proposal.confidence is not None \
+                    and proposal.confidence >= threshold \
+                    and proposal.text not in wrong.get(path.resolve(), ()):
+                guessed.append(Sample(path, proposal.text, pseudo=True))
+    return guessed, (f"{said}; sure of {len(guessed)} of the {read} unlabelled images it read "
+                     f"(confidence at least {threshold:.2f}, where {precision:.0%} of its "
+                     "held-out readings are right)")
+
+
+def _propose_each(reader: Any, images: Sequence[bytes]) -> list[Any]:
+    """The reader's proposals; ``None`` for an image it cannot read (broken files are skipped)."""
+    from solver.prelabel import PrelabelError
+
+    try:
+        return reader.propose(images)
+    except PrelabelError:
+        out = []
+        for image in images:
+            try:
+                out.append(reader.propose([image])[0])
+            except PrelabelError:
+                out.append(None)
+        return out
 
 
 def unlabelled_images(folders: Sequence[Path], data_report_unlabelled: Sequence[Sample],
@@ -240,7 +324,9 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
                + (f"; the real images are shown inverted {options.invert_real:.0%} of the time"
                   if options.invert_real else ""))
     general = general if general is not None and (general / KERAS_FILE).is_file() else None
-    names = [name for name in candidates if name != "general" or general is not None]
+    teacher = ddddocr_installed() and len(pool) >= plan.min_unlabelled
+    names = [name for name in candidates if (name != "general" or general is not None)
+             and (name != "ddddocr" or teacher)]
     report(f"recipe choice: {len(train_part)} labels to train, {len(held_out)} held out to score, "
            f"{len(pool)} unlabelled images; budget {budget / 60:.1f} min; trying "
            + ", ".join(names))
@@ -248,8 +334,8 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
     def left() -> float:
         return budget - (time.monotonic() - started)
 
-    def run(name: str, run_options: TrainOptions) -> Attempt:
-        began = time.monotonic()
+    def run(name: str, run_options: TrainOptions, began: float | None = None) -> Attempt:
+        began = time.monotonic() if began is None else began
         result = train(run_options, report=lambda line: report(f"  [{name}] {line}"))
         attempt = Attempt(name, result.best_accuracy, time.monotonic() - began, result.model_dir)
         report(f"recipe {name}: {attempt.held_out_accuracy:.2%} of {len(held_out)} held-out "
@@ -258,9 +344,25 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
 
     attempts: list[Attempt] = []
     base = dataclasses.replace(options, samples=train_part + extra, validation_samples=held_out)
+    taught: list[Sample] = []  # the ddddocr candidate's pseudo-labels
     for index, name in enumerate(names):
         share = min(plan.candidate_share * budget, left() / (len(names) - index) * 0.9)
-        attempts.append(run(name, recipe_options(base, name, work / name, share, general)))
+        run_options = recipe_options(base, name, work / name, share, general)
+        began = time.monotonic()
+        if name == "ddddocr":
+            taught, line = teacher_labels(options, held_out, pool, plan.teacher_precision,
+                                          share * plan.teacher_read_share, known_wrong)
+            report(f"  [ddddocr] {line}")
+            if len(taught) < plan.min_unlabelled:
+                report("  [ddddocr] too few sure readings to teach with; left out")
+                taught = []
+                continue
+            spent = time.monotonic() - began
+            run_options = dataclasses.replace(run_options, samples=train_part + extra + taught,
+                                              time_budget_s=max(share - spent, 20.0))
+        attempts.append(run(name, run_options, began))
+        if name == "ddddocr":
+            attempts[-1].note = f"{len(taught)} pseudo-labels"
     # a tie goes to the general start: it has seen many looks, the site's few labels only one
     best = max(attempts, key=lambda attempt: (attempt.held_out_accuracy, attempt.name == "general"))
     report(f"recipe choice: {best.name} reads the held-out labels best; it trains on with the "
@@ -309,7 +411,8 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
                               "all_labels_pass": False, "invert_real": options.invert_real,
                               "polarity": dataclasses.asdict(polarity)}
     if last_pass and left() > 20:
-        guessed = [] if "+pseudo" not in best.name else pseudo_labels(
+        guessed = (taught if best.name == "ddddocr" else []) if "+pseudo" not in best.name \
+            else pseudo_labels(
             best.model_dir, options, pool, sure_threshold(
                 read_with_warps(best.model_dir, options, [s.path for s in held_out], options.seed),
                 [s.label for s in held_out], plan.pseudo_precision, plan.min_confidence),
