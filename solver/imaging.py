@@ -222,8 +222,14 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     return decode_image(read_image_file(path), source=str(path))
 
 
-def to_model_input(image: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
-    """Resize an RGB ``uint8`` image to a model's input: float32 in [0, 1], (H, W, C)."""
+def model_pixels(image: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
+    """An RGB ``uint8`` image as a model sees it, still ``uint8``: (H, W, C).
+
+    The one preprocessing step, shared by training (real images and look-alikes)
+    and solving, so that a model reads at solve time exactly the pixels it was
+    trained on. Grayscale is OpenCV's (``COLOR_RGB2GRAY``); shrinking uses
+    ``INTER_AREA``, growing ``INTER_LINEAR``.
+    """
     if image.ndim != 3 or image.shape[2] != 3:
         raise ImageError(f"expected an RGB image of shape (height, width, 3), got {image.shape}")
     if channels == 1:
@@ -234,5 +240,14 @@ def to_model_input(image: np.ndarray, height: int, width: int, channels: int) ->
         shrinking = image.shape[0] > height or image.shape[1] > width
         image = cv2.resize(image, (width, height),
                            interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    array = image.astype(np.float32) / 255.0
-    return array.reshape(height, width, channels)
+    return image.reshape(height, width, channels)
+
+
+def normalise(pixels: np.ndarray) -> np.ndarray:
+    """``uint8`` pixels (any shape) to the model's float32 in [0, 1]."""
+    return pixels.astype(np.float32) / 255.0
+
+
+def to_model_input(image: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
+    """Resize an RGB ``uint8`` image to a model's input: float32 in [0, 1], (H, W, C)."""
+    return normalise(model_pixels(image, height, width, channels))

@@ -7,15 +7,14 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import cv2
 import keras
 import numpy as np
 
 from solver.dataset import Sample
 from solver.errors import SolverError
-from solver.imaging import read_image
+from solver.imaging import model_pixels, normalise, read_image
 from solver.training.models import encode_labels
-from solver.training.synth import ImageSet, augment, to_size
+from solver.training.synth import ImageSet, augment
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ def load_samples(samples: Sequence[Sample], height: int, width: int,
         except SolverError as error:
             report.unreadable.append(f"{sample.path.name}: {error}")
         else:
-            images.append(to_size(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), height, width))
+            images.append(model_pixels(rgb, height, width, 1)[..., 0])
             labels.append(sample.label)
         if progress:
             progress(1)
@@ -101,7 +100,7 @@ class PolarityMix:
 
 def as_model_input(images: np.ndarray) -> np.ndarray:
     """uint8 ``(n, h, w)`` to the model's float32 ``(n, h, w, 1)`` in [0, 1]."""
-    return (images.astype(np.float32) / 255.0)[..., None]
+    return normalise(images)[..., None]
 
 
 class MixedBatches(keras.utils.PyDataset):

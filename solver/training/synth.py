@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from solver.drawing import CaptchaDrawer, MixedDrawer, random_text
+from solver.imaging import model_pixels
 from solver.profiles import SiteProfile
 
 logger = logging.getLogger(__name__)
@@ -51,18 +52,9 @@ def _draw(job: tuple[int, list[str]]) -> np.ndarray:
     height, width = _worker_size
     out = np.empty((len(texts), height, width), np.uint8)
     for index, text in enumerate(texts):
-        gray = np.asarray(drawer.image(text).convert("L"))
-        out[index] = to_size(gray, height, width)
+        rgb = np.asarray(drawer.image(text).convert("RGB"))
+        out[index] = model_pixels(rgb, height, width, 1)[..., 0]
     return out
-
-
-def to_size(gray: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize a grayscale uint8 image to the model's input size."""
-    if gray.shape == (height, width):
-        return gray
-    shrinking = gray.shape[0] > height or gray.shape[1] > width
-    return cv2.resize(gray, (width, height),
-                      interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 def parse_emphasis(spec: str | None, charset: str) -> dict[str, float]:
