@@ -564,7 +564,7 @@ def site_model(profile: SiteProfile, models_dir: Path) -> Path | None:
 
 def _first_state(profile: SiteProfile, options: LearnOptions, labels: int) -> LearnState:
     """Where a new run starts: the site's model, hand labels, ddddocr or the general model."""
-    import importlib.util
+    from solver.prelabel import ddddocr_installed
 
     state = LearnState(site=profile.name)
     if options.start not in ("auto",):
@@ -576,7 +576,7 @@ def _first_state(profile: SiteProfile, options: LearnOptions, labels: int) -> Le
         state.reader, state.phase, state.round = "site", "train", 0  # train on them first
     else:
         starters = [name for name in STARTERS
-                    if name != "ddddocr" or importlib.util.find_spec("ddddocr") is not None]
+                    if name != "ddddocr" or ddddocr_installed()]
         starters = [name for name in starters
                     if name != "general" or find_model("general", options.models_dir).is_dir()]
         if not starters:

@@ -330,6 +330,13 @@ def open_reader(spec: str, profile: SiteProfile, models_dir: str | os.PathLike[s
     return ModelFolderReader(folder, profile)
 
 
+def ddddocr_installed() -> bool:
+    """Whether the ddddocr package can be imported (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("ddddocr") is not None
+
+
 def default_reader_spec(profile: SiteProfile, models_dir: str | os.PathLike[str]) -> str:
     """``site`` when the site has a model, else ``ddddocr`` when it is installed, else ``general``.
 
@@ -337,10 +344,9 @@ def default_reader_spec(profile: SiteProfile, models_dir: str | os.PathLike[str]
     proposed the exact label for 82.7% (kaggle_v2) and 100% (henan_digits) of
     the images, the general model for 1.4% and 36.9% (benchmarks/README.md).
     """
-    import importlib.util
 
     from solver.artifacts import METADATA_FILE, find_model
 
     if (find_model(profile.name, models_dir) / METADATA_FILE).is_file():
         return "site"
-    return "ddddocr" if importlib.util.find_spec("ddddocr") is not None else GENERAL_MODEL
+    return "ddddocr" if ddddocr_installed() else GENERAL_MODEL

@@ -61,6 +61,7 @@ from solver.artifacts import KERAS_FILE, LITE_FILE, find_model, read_metadata, w
 from solver.charset import Charset
 from solver.dataset import Sample, read_labelled_folder, split_samples
 from solver.errors import UsageError
+from solver.prelabel import Proposal, ddddocr_installed
 from solver.training.data import PolarityMix, as_model_input, load_samples
 from solver.training.models import CTCConfig
 from solver.training.synth import augment
@@ -119,12 +120,6 @@ def recipe_options(base: TrainOptions, name: str, out: Path, budget_s: float,
         export_lite=False)
 
 
-def ddddocr_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("ddddocr") is not None
-
-
 def teacher_labels(options: TrainOptions, held_out: Sequence[Sample], pool: Sequence[Path],
                    precision: float, seconds: float,
                    known_wrong: Mapping[Path, Collection[str]] | None = None,
@@ -176,7 +171,7 @@ def teacher_labels(options: TrainOptions, held_out: Sequence[Sample], pool: Sequ
                      "held-out readings are right)")
 
 
-def _propose_each(reader: Any, images: Sequence[bytes]) -> list[Any]:
+def _propose_each(reader: Any, images: Sequence[bytes]) -> list[Proposal | None]:
     """The reader's proposals; ``None`` for an image it cannot read (broken files are skipped)."""
     from solver.prelabel import PrelabelError
 
@@ -414,12 +409,14 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
                               "all_labels_pass": False, "invert_real": options.invert_real,
                               "polarity": dataclasses.asdict(polarity)}
     if last_pass and left() > 20:
-        guessed = (taught if best.name == "ddddocr" else []) if "+pseudo" not in best.name \
-            else pseudo_labels(
-            best.model_dir, options, pool, sure_threshold(
-                read_with_warps(best.model_dir, options, [s.path for s in held_out], options.seed),
-                [s.label for s in held_out], plan.pseudo_precision, plan.min_confidence),
-            options.seed + 99, known_wrong)
+        guessed = taught if best.name == "ddddocr" else []
+        if "+pseudo" in best.name:  # the kept student reads the pool afresh
+            guessed = pseudo_labels(
+                best.model_dir, options, pool, sure_threshold(
+                    read_with_warps(best.model_dir, options, [s.path for s in held_out],
+                                    options.seed),
+                    [s.label for s in held_out], plan.pseudo_precision, plan.min_confidence),
+                options.seed + 99, known_wrong)
         record["all_labels_pass"] = True
         last = dataclasses.replace(
             recipe_options(base, best.name.split("+")[0], work / "all-labels",
