@@ -52,12 +52,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive
 
-from solver.artifacts import METADATA_FILE, ModelError, find_model, read_metadata
+from solver.artifacts import METADATA_FILE, ModelError, read_metadata
 from solver.errors import ProfileError, SolverError
 from solver.host_check import TrustedHosts, trusted_hosts
 from solver.imaging import ImageError, decode_image
 from solver.profiles import ProfileRegistry, SiteProfile
 from solver.recognizers import Reading, Recognizer
+from solver.sites import model_folder, resolve_site
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class SiteModels:
 
     def model_folder(self, name: str) -> Path:
         """``models_dir/NAME`` when it holds a model, else the package's shipped one of that name."""
-        return find_model(name, self.models_dir)
+        return model_folder(name, models_dir=self.models_dir)
 
     def loaded(self, name: str) -> bool:
         return name in self._loaded
@@ -154,16 +155,16 @@ class SiteModels:
             return self._locks.setdefault(name, threading.Lock())
 
     def _load(self, name: str) -> SiteModel:
-        path = self.profile_path(name)
-        profile = self.registry.load(path)
-        model_dir = self.model_folder(name)
+        # the registry's own file for the name: a name is never read as a path
+        site = resolve_site(self.profile_path(name), registry=self.registry,
+                            models_dir=self.models_dir)
         started = time.perf_counter()
-        recognizer = Recognizer(model_dir, profile)
-        recognizer.warm_up()  # the first invoke allocates (about 10 ms): not on a client's time
+        # warmed up: the first invoke allocates (about 10 ms), not on a client's time
+        recognizer = site.load_recognizer()
         self.loads[name] += 1
-        logger.info("%s: loaded %s in %.0f ms", name, model_dir,
+        logger.info("%s: loaded %s in %.0f ms", name, site.model_dir,
                     (time.perf_counter() - started) * 1000)
-        return SiteModel(profile, recognizer)
+        return SiteModel(site.profile, recognizer)
 
 
 def build_api_app(registry: ProfileRegistry, models_dir: Path,

@@ -22,16 +22,15 @@ import os
 import time
 import weakref
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from solver.artifacts import find_model
 from solver.capture import ResponseRecorder, grab_steps
 from solver.errors import UsageError
 from solver.page import (Shown, SlowWait, Waits, captcha_steps, next_captcha_steps, open_steps,
                          refresh_steps, send_steps, verdict_steps)
-from solver.profiles import ProfileRegistry, SiteProfile
+from solver.profiles import SiteProfile
 from solver.recognizers import Reading, Recognizer
+from solver.sites import SiteSpec, resolve_site
 from solver.steps import Offload, Steps, run_async, run_sync
 
 @dataclass(frozen=True)
@@ -178,26 +177,18 @@ class SolverCore:
         return SolveResult(False, reading.text, reading.confidence, history, waits.notes)
 
 
-def _resolve(profile: SiteProfile | str, model_dir: str | os.PathLike[str] | None,
-             profiles_dir: str | None, models_dir: str | os.PathLike[str] | None) -> tuple[SiteProfile, Path]:
-    if isinstance(profile, str):
-        profile = ProfileRegistry(profiles_dir).load(profile)
-    if model_dir is None:
-        model_dir = find_model(profile.name, models_dir)  # the user's, else the shipped one
-    return profile, Path(model_dir)
-
-
 class _Shell:
     core: SolverCore
 
-    def __init__(self, profile: SiteProfile | str, model_dir: str | os.PathLike[str] | None = None, *,
+    def __init__(self, profile: SiteSpec, model_dir: str | os.PathLike[str] | None = None, *,
                  recognizer: Recognizer | None = None, attempts: int = 3, timeout_ms: float = 10_000,
-                 profiles_dir: str | None = None, models_dir: str | os.PathLike[str] | None = None) -> None:
-        profile, model_path = _resolve(profile, model_dir, profiles_dir, models_dir)
+                 profiles_dir: str | os.PathLike[str] | None = None,
+                 models_dir: str | os.PathLike[str] | None = None) -> None:
+        site = resolve_site(profile, model_dir=model_dir, profiles_dir=profiles_dir,
+                            models_dir=models_dir)
         if recognizer is None:
-            recognizer = Recognizer(model_path, profile)  # refuses a model that does not fit
-            recognizer.warm_up()
-        self.core = SolverCore(profile, recognizer, attempts, timeout_ms)
+            recognizer = site.load_recognizer()
+        self.core = SolverCore(site.profile, recognizer, attempts, timeout_ms)
 
     @classmethod
     def for_site(cls, name: str, **options: Any) -> Any:
