@@ -1,11 +1,13 @@
 """Draw text captchas with the ``captcha`` package.
 
 One drawer serves the local demo site and the training look-alikes, so both
-draw from the same settings (a profile's ``synthetic`` section or a demo style).
+draw from the same settings: a drawer holds a profile's ``synthetic`` section
+(:class:`solver.profiles.SyntheticSection`), whose fields and defaults are the
+only list of look settings (a new one is added there, and drawn here).
 
 Example::
 
-    >>> drawer = CaptchaDrawer(width=160, height=60)
+    >>> drawer = CaptchaDrawer(width=160, height=60)  # or CaptchaDrawer(SyntheticSection(...))
     >>> png = drawer.png("7K2Q")
     >>> png[:4]
     b'\\x89PNG'
@@ -18,9 +20,9 @@ import io
 import os
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from captcha.image import ImageCaptcha
@@ -29,10 +31,10 @@ from PIL.Image import Resampling, Transform
 from PIL.ImageDraw import Draw
 from PIL.ImageFilter import SMOOTH, GaussianBlur
 
+from solver.profiles import SyntheticSection
+
 if TYPE_CHECKING:
     from PIL.Image import Image
-
-    from solver.profiles import SyntheticSection
 
 
 ColorTuple = tuple[int, int, int] | tuple[int, int, int, int]
@@ -51,7 +53,7 @@ class _TunableCaptcha(ImageCaptcha):
     from its own source, so that a seeded drawer repeats its pixels.
     """
 
-    def __init__(self, look: CaptchaDrawer) -> None:
+    def __init__(self, look: SyntheticSection, seed: int | None) -> None:
         super().__init__(width=look.width, height=look.height,
                          fonts=[os.fspath(f) for f in look.fonts] or None,
                          font_sizes=tuple(look.font_sizes))
@@ -59,7 +61,7 @@ class _TunableCaptcha(ImageCaptcha):
         self.character_rotate = (-look.rotation, look.rotation)
         self.character_offset_dy = (0, look.vertical_jitter)
         self.word_offset_dx = look.overlap
-        self.random: random.Random = (random.Random(look.seed) if look.seed is not None
+        self.random: random.Random = (random.Random(seed) if seed is not None
                                       else random.SystemRandom())
         self.centres: list[float] = []  # of the last image's characters (see image_and_centres)
 
@@ -221,61 +223,57 @@ class _TunableCaptcha(ImageCaptcha):
         return image
 
 
-#: the drawer's settings that a profile's ``synthetic`` section holds, fonts aside
-LOOK_SETTINGS = ("width", "height", "font_sizes", "noise_dots", "noise_curves", "background",
-                 "background_jitter", "background_gradient", "border", "text_colours",
-                 "colour_per_character", "clutter_colours", "upper_case_share", "baseline",
-                 "stroke", "antialias", "rotation", "vertical_jitter", "overlap",
-                 "gap_probability", "spacing", "noise_lines", "line_width", "blur", "grayscale")
+#: the drawer's settings that a profile's ``synthetic`` section holds, fonts aside: the
+#: section's fields, so that a setting added there is one the drawer takes
+LOOK_SETTINGS: tuple[str, ...] = tuple(name for name in SyntheticSection.model_fields
+                                       if name not in ("fonts", "variants"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class CaptchaDrawer:
-    """Draws captcha images of one look.
+    """Draws captcha images of one look: a profile's ``synthetic`` section.
 
-    ``fonts`` are TrueType files; empty means the captcha package's own font.
-    The other settings are those of a profile's ``synthetic`` section (see
-    :class:`solver.profiles.SyntheticSection`); the defaults are the captcha
-    package's look. Pixels are random on every call unless ``seed`` is given:
-    then a drawer repeats the same pixels for the same texts in the same order
-    (a copy sent to another process repeats that stream too).
+    ``CaptchaDrawer(look)`` draws ``look`` (a :class:`~solver.profiles.SyntheticSection`
+    without variants, its ``fonts`` TrueType files where this process finds them; empty
+    means the captcha package's own font); settings given by name change it, and with no
+    ``look`` they change the section's defaults, the captcha package's look::
+
+        >>> CaptchaDrawer(width=120, noise_dots=0).look == SyntheticSection(width=120, noise_dots=0)
+        True
+
+    The section's settings read as the drawer's own (``drawer.width``), and
+    ``dataclasses.replace(drawer, noise_dots=0)`` changes one. Settings are
+    checked as a profile's are. Pixels are random on every call unless ``seed``
+    is given: then a drawer repeats the same pixels for the same texts in the
+    same order (a copy sent to another process repeats that stream too).
     """
 
-    width: int = 160
-    height: int = 60
-    fonts: tuple[str, ...] = ()
-    font_sizes: tuple[int, ...] = (42, 50, 56)
-    noise_dots: int = 50
-    noise_curves: int = 1
-    background: str = "random-light"
-    background_jitter: int = 0
-    background_gradient: int = 0
-    border: str | None = None
-    text_colours: str | tuple[str, ...] = "random"
-    colour_per_character: bool = False
-    clutter_colours: str | tuple[str, ...] = "text"
-    upper_case_share: float | None = None
-    baseline: bool = False
-    stroke: int = 0
-    antialias: bool = True
-    rotation: int = 30
-    vertical_jitter: int = 6
-    overlap: float = 0.25
-    gap_probability: float = 0.5
-    spacing: float = 0.0
-    noise_lines: int = 0
-    line_width: int = 1
-    blur: float | None = None
-    grayscale: bool = False
-    seed: int | None = None
+    look: SyntheticSection
+    seed: int | None
     _engine: _TunableCaptcha = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_engine", _TunableCaptcha(self))
+    def __init__(self, look: SyntheticSection | None = None, seed: int | None = None,
+                 **settings: Any) -> None:
+        if settings:
+            base = look.model_dump() if look is not None else {}
+            look = SyntheticSection.model_validate({**base, **settings})
+        look = look if look is not None else SyntheticSection()
+        if look.variants:
+            raise ValueError("a CaptchaDrawer draws one look: give a section with variants to "
+                             "CaptchaDrawer.from_settings, which mixes them")
+        object.__setattr__(self, "look", look)
+        object.__setattr__(self, "seed", seed)
+        object.__setattr__(self, "_engine", _TunableCaptcha(look, seed))
+
+    def __getattr__(self, name: str) -> Any:
+        # only for names not found otherwise: the look's settings, as the drawer's own
+        if name == "fonts" or name in LOOK_SETTINGS:
+            return getattr(self.look, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __reduce__(self) -> tuple[type[CaptchaDrawer], tuple[object, ...]]:
         # rebuilt from its settings in another process: loaded fonts do not pickle
-        return (CaptchaDrawer, tuple(getattr(self, f.name) for f in fields(self) if f.init))
+        return (CaptchaDrawer, (self.look, self.seed))
 
     @classmethod
     def from_settings(cls, settings: SyntheticSection, base: Path | None = None,
@@ -289,9 +287,7 @@ class CaptchaDrawer:
             return MixedDrawer(tuple(cls.from_settings(look, base, None if seed is None else seed + i)
                                      for i, look in enumerate(looks)), seed)
         fonts = tuple(str((base or Path.cwd()) / font) for font in settings.fonts)
-        look = {name: getattr(settings, name) for name in LOOK_SETTINGS}
-        look["font_sizes"] = tuple(settings.font_sizes)
-        return cls(fonts=fonts, seed=seed, **look)
+        return cls(settings.model_copy(update={"fonts": fonts}), seed)
 
     def with_seed(self, seed: int | None) -> CaptchaDrawer:
         """The same look with its own random stream (``None``: unseeded)."""
