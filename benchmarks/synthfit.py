@@ -111,7 +111,7 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     from solver.charset import Charset
     from solver.dataset import read_labelled_folder
     from solver.profiles import load_profile
-    from solver.synthfit import fit_look, load_sample, preview_sheet
+    from solver.synth import fit_look, load_sample, preview_sheet
     from solver.training.data import load_samples
     from solver.training.synth import ImageSet, draw_lookalikes
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from solver import fonts, synthfit
+from solver import fonts, synth
 from solver.drawing import CaptchaDrawer, random_text
 from solver.fonts import FontFace, choose_fonts, font_distance, measure_font
 from solver.profiles import SyntheticSection
@@ -100,22 +100,22 @@ def test_the_fit_keeps_large_bold_serif_text_bold() -> None:
     candidates = [str(DEJAVU / name) for name in ("DejaVuSans-ExtraLight.ttf", "DejaVuSans.ttf",
                                                   "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf",
                                                   "DejaVuSansCondensed.ttf")]
-    result = synthfit.fit_look(images, labels, SyntheticSection(), "0123456789", (4, 4),
-                               fonts=candidates, evaluation_images=6, passes=1)
+    result = synth.fit_look(images, labels, SyntheticSection(), "0123456789", (4, 4),
+                            fonts=candidates, evaluation_images=6, passes=1)
     chosen = Path(result.settings.fonts[0]).name
     assert chosen == "DejaVuSerif-Bold.ttf" or result.settings.stroke >= 1, chosen
 
 
 def test_the_fit_works_with_only_the_packages_font(monkeypatch: pytest.MonkeyPatch,
                                                     caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(synthfit, "font_catalogue",
+    monkeypatch.setattr(synth.fit, "font_catalogue",
                         lambda: [face for face in fonts.font_catalogue(folders=[]) if not face.path])
     drawer = CaptchaDrawer(width=100, height=36, font_sizes=(26,), noise_dots=0, seed=2)
     labels = ["1234", "5678", "9012", "3456", "7890", "2468"]
     images = [np.asarray(drawer.image(label)) for label in labels]
-    with caplog.at_level(logging.WARNING, logger="solver.synthfit"):
-        result = synthfit.fit_look(images, labels, SyntheticSection(), "0123456789", (4, 4),
-                                   evaluation_images=4, passes=1)
+    with caplog.at_level(logging.WARNING, logger="solver.synth.fit"):
+        result = synth.fit_look(images, labels, SyntheticSection(), "0123456789", (4, 4),
+                                evaluation_images=4, passes=1)
     assert result.settings.fonts == ()
     assert "only 1 font found" in caplog.text
     assert "python -m solver.fonts --install" in caplog.text

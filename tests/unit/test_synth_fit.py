@@ -13,10 +13,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from solver import synthfit
+from solver import synth
 from solver.cli import main
 from solver.drawing import LOOK_SETTINGS, CaptchaDrawer, random_text
-from solver.errors import ProfileError
+from solver.errors import ProfileError, UsageError
 from solver.profiles import SyntheticSection, load_profile, profile_from_data
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,9 +189,9 @@ def test_colours_size_and_border_are_read_off_the_images() -> None:
     images, labels = drawn(dict(width=110, height=36, font_sizes=(26,), background="#283040",
                                 text_colours=("#f0e0a0",), border="#c0c0c0", noise_dots=0,
                                 noise_curves=0, rotation=5, blur=0), 24)
-    probe = synthfit.probe_for(images)
+    probe = synth.probe_for(images)
     assert probe.size == (110, 36) and not probe.dark_text
-    look = synthfit.read_look(synthfit.measure(images, probe, labels), probe, SyntheticSection())
+    look = synth.read_look(synth.measure(images, probe, labels), probe, SyntheticSection())
     assert (look.width, look.height) == (110, 36)
     background = np.asarray([int(look.background[i:i + 2], 16) for i in (1, 3, 5)])
     assert np.abs(background - [0x28, 0x30, 0x40]).max() <= 12
@@ -206,8 +206,8 @@ def test_fit_recovers_known_settings() -> None:
                  noise_lines=2, line_width=2, background="#f4efe6", text_colours=("#203060",),
                  rotation=10, blur=0.0, vertical_jitter=2, gap_probability=0.0, overlap=0.1)
     images, labels = drawn(known, 32)
-    result = synthfit.fit_look(images, labels, SyntheticSection(), "0123456789ABCDEF", (5, 5),
-                               fonts=[""], evaluation_images=8, passes=1)
+    result = synth.fit_look(images, labels, SyntheticSection(), "0123456789ABCDEF", (5, 5),
+                            fonts=[""], evaluation_images=8, passes=1)
     found = result.settings
     assert (found.width, found.height) == (120, 40)
     assert found.background == "#f4efe6" and len(found.text_colours) == 1
@@ -279,8 +279,8 @@ def test_fit_keeps_known_colours_and_case_mix(share: float) -> None:
                  vertical_jitter=2, gap_probability=0.0, overlap=0.0, upper_case_share=share,
                  baseline=True)
     images, labels = drawn(known, 48, charset=CASE_CHARSET)
-    result = synthfit.fit_look(images, labels, SyntheticSection(), CASE_CHARSET, (5, 5),
-                               fonts=[""], evaluation_images=6, passes=1, case_sensitive=False)
+    result = synth.fit_look(images, labels, SyntheticSection(), CASE_CHARSET, (5, 5),
+                            fonts=[""], evaluation_images=6, passes=1, case_sensitive=False)
     found = result.settings
     # every ink of the text is kept, and no grey or washed-out one is added
     assert found.colour_per_character
@@ -297,25 +297,25 @@ def test_fit_keeps_known_colours_and_case_mix(share: float) -> None:
 def test_a_case_sensitive_fit_leaves_the_case_alone() -> None:
     images, labels = drawn(dict(width=120, height=40, font_sizes=(28,), noise_dots=0,
                                 noise_curves=0, rotation=5, blur=0.0), 16, charset="abdegh")
-    result = synthfit.fit_look(images, labels, SyntheticSection(), "abdegh", (5, 5),
-                               fonts=[""], evaluation_images=4, passes=1)
+    result = synth.fit_look(images, labels, SyntheticSection(), "abdegh", (5, 5),
+                            fonts=[""], evaluation_images=4, passes=1)
     assert result.settings.upper_case_share is None
 
 
 @pytest.mark.skipif(not KAGGLE.is_dir(), reason=f"{KAGGLE} not found: the real-data check "
                     "needs the shared kaggle_v2 dataset")
 def test_fit_on_a_real_dataset() -> None:
-    images, labels = synthfit.load_sample(KAGGLE, 8)
-    result = synthfit.fit_look(images, labels, SyntheticSection(), "2345678bcdefgmnpwxy",
-                               (5, 5), fonts=[""], evaluation_images=4, passes=1)
+    images, labels = synth.load_sample(KAGGLE, 8)
+    result = synth.fit_look(images, labels, SyntheticSection(), "2345678bcdefgmnpwxy",
+                            (5, 5), fonts=[""], evaluation_images=4, passes=1)
     assert (result.settings.width, result.settings.height) == (200, 50)
     assert result.settings.grayscale and result.settings.background_gradient > 20
     assert result.score_after < result.score_before
 
 
 def test_no_images_is_an_error() -> None:
-    with pytest.raises(synthfit.FitError, match="no images to fit"):
-        synthfit.fit_look([], [], SyntheticSection())
+    with pytest.raises(synth.FitError, match="no images to fit"):
+        synth.fit_look([], [], SyntheticSection())
 
 
 # ---------------------------------------------------------------------------
@@ -323,20 +323,20 @@ def test_no_images_is_an_error() -> None:
 
 
 def expected_sheet_size(columns: int, rows: int, width: int, height: int) -> tuple[int, int]:
-    scale = synthfit.sheet_scale([height])
-    margin = synthfit.SHEET_MARGIN
+    scale = synth.sheet_scale([height])
+    margin = synth.SHEET_MARGIN
     return (margin + columns * (width * scale + margin),
-            synthfit.SHEET_HEADER + rows * (height * scale + synthfit.SHEET_CAPTION + margin)
+            synth.SHEET_HEADER + rows * (height * scale + synth.SHEET_CAPTION + margin)
             + margin)
 
 
 def test_preview_sheet_puts_real_and_lookalikes_side_by_side() -> None:
     real, labels = drawn(dict(width=70, height=30, font_sizes=(20,)), 3, seed=1)
     fake, _ = drawn(dict(width=70, height=30, font_sizes=(20,)), 3, seed=2)
-    sheet = synthfit.preview_sheet(list(zip(fake, labels)), list(zip(real, labels)))
+    sheet = synth.preview_sheet(list(zip(fake, labels)), list(zip(real, labels)))
     assert (sheet.shape[1], sheet.shape[0]) == expected_sheet_size(2, 3, 70, 30)
-    scale = synthfit.sheet_scale([30])
-    top, left = synthfit.SHEET_HEADER, synthfit.SHEET_MARGIN
+    scale = synth.sheet_scale([30])
+    top, left = synth.SHEET_HEADER, synth.SHEET_MARGIN
     assert np.array_equal(sheet[top:top + 30 * scale:scale, left:left + 70 * scale:scale], real[0])
 
 
@@ -390,8 +390,8 @@ def test_synth_fit_needs_data(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_sample_of_zero_is_refused(digits_folder: Path) -> None:
-    with pytest.raises(synthfit.UsageError, match="--sample 0: give at least 1 image"):
-        synthfit.load_sample(digits_folder, 0)
+    with pytest.raises(UsageError, match="--sample 0: give at least 1 image"):
+        synth.load_sample(digits_folder, 0)
 
 
 # ---------------------------------------------------------------------------
@@ -411,11 +411,11 @@ def test_fit_verb_prints_and_writes(capsys: pytest.CaptureFixture[str], tmp_path
     seen = {}
 
     def fake_fit(images: list, labels: list, start: SyntheticSection,
-                 *args: object, **options: object) -> synthfit.FitResult:
+                 *args: object, **options: object) -> synth.FitResult:
         seen.update(images=len(images), labels=sorted(labels), start=start)
-        return synthfit.FitResult(FITTED, 3.2, 0.4, [("softness", 1.5)], len(images), 1.0)
+        return synth.FitResult(FITTED, 3.2, 0.4, [("softness", 1.5)], len(images), 1.0)
 
-    monkeypatch.setattr(synthfit, "fit_look", fake_fit)
+    monkeypatch.setattr(synth, "fit_look", fake_fit)
     assert main(["synth", "fit", "--profiles-dir", str(profiles), "--site", "digits",
                  "--data", str(digits_folder)]) == 0
     out = capsys.readouterr().out
@@ -436,7 +436,7 @@ def test_fit_verb_prints_and_writes(capsys: pytest.CaptureFixture[str], tmp_path
 def test_rewrite_keeps_the_rest_of_the_file_and_its_comments() -> None:
     path = PROFILES / "example.yaml"
     text = path.read_text()
-    new_text, changes = synthfit.update_profile_text(text, FITTED, path)
+    new_text, changes = synth.update_profile_text(text, FITTED, path)
     before, after = text.split("synthetic:")[0], new_text.split("synthetic:")[0]
     assert before == after
     block = new_text.split("synthetic:")[1]
@@ -448,14 +448,14 @@ def test_rewrite_keeps_the_rest_of_the_file_and_its_comments() -> None:
 
 def test_rewrite_of_flow_style_and_of_a_missing_section(tmp_path: Path) -> None:
     flow = yaml.safe_dump(BASE, sort_keys=False) + "synthetic: {width: 90, height: 30}  # old\n"
-    new_text, changes = synthfit.update_profile_text(flow, FITTED, "p/shop.yaml")
+    new_text, changes = synth.update_profile_text(flow, FITTED, "p/shop.yaml")
     assert "{width" not in new_text and "# old" not in new_text
     assert profile_from_data(yaml.safe_load(new_text), "p/shop.yaml").synthetic == FITTED
     assert "width: 90 -> 120" in changes
     missing = yaml.safe_dump(BASE, sort_keys=False) + "\n\n"
-    new_text, _ = synthfit.update_profile_text(missing, FITTED, "p/shop.yaml")
+    new_text, _ = synth.update_profile_text(missing, FITTED, "p/shop.yaml")
     assert new_text.startswith(yaml.safe_dump(BASE, sort_keys=False))
     assert profile_from_data(yaml.safe_load(new_text), "p/shop.yaml").synthetic == FITTED
     path = tmp_path / "shop.yaml"
     path.write_text(new_text)
-    assert synthfit.update_profile_file(path, FITTED) == []  # nothing to change
+    assert synth.update_profile_file(path, FITTED) == []  # nothing to change
