@@ -273,27 +273,42 @@ class Charset:
         return "".join(out)
 
     def decode_ctc_batch(self, probabilities: np.ndarray) -> list[tuple[str, float]]:
-        """Greedy CTC over a batch of per-step class probabilities ``(batch, steps, classes)``.
-
-        The confidence of a reading is the product of the winning probabilities
-        of the steps that produce its characters, times the least sure blank
-        step: low when any character, or any gap between characters, is doubtful.
-        """
-        import numpy as np
-
+        """Greedy CTC over a batch of per-step class probabilities ``(batch, steps, classes)``,
+        with this charset's blank (see :func:`decode_ctc_greedy` for the confidence)."""
         if probabilities.ndim != 3 or probabilities.shape[-1] != self.num_classes:
             raise ValueError(f"expected probabilities of shape (batch, steps, {self.num_classes}), "
                              f"got {probabilities.shape}")
-        best = probabilities.argmax(axis=-1)
-        best_p = probabilities.max(axis=-1)
-        results = []
-        for path, path_p in zip(best, best_p):
-            keep = np.ones(path.shape, dtype=bool)
-            keep[1:] = path[1:] != path[:-1]
-            emits = keep & (path != self.blank_index)
-            text = "".join(self.characters[i] for i in path[emits])
-            character_confidence = float(np.prod(path_p[emits])) if emits.any() else 0.0
-            blanks = path == self.blank_index
-            blank_confidence = float(path_p[blanks].min()) if blanks.any() else 1.0
-            results.append((text, character_confidence * blank_confidence))
-        return results
+        return decode_ctc_greedy(probabilities, self.characters, self.blank_index)
+
+
+def decode_ctc_greedy(probabilities: np.ndarray, characters: Sequence[str],
+                      blank_index: int) -> list[tuple[str, float]]:
+    """Greedy CTC over ``(batch, steps, classes)`` probabilities: text and confidence per row.
+
+    ``characters[i]`` is class ``i``'s text and ``blank_index`` the blank's class,
+    given explicitly: this project's models put it last (:class:`Charset`),
+    ddddocr's first, and both are decoded here. The confidence of a reading is
+    the product of the winning probabilities of the steps that produce its
+    characters, times the least sure blank step: low when any character, or any
+    gap between characters, is doubtful.
+
+        >>> import numpy as np
+        >>> steps = np.array([[[0.1, 0.9, 0.0], [0.8, 0.2, 0.0], [0.0, 0.3, 0.7]]])
+        >>> decode_ctc_greedy(steps, ["-", "a", "b"], blank_index=0)  # 0.9 * 0.7 * 0.8
+        [('ab', 0.504)]
+    """
+    import numpy as np
+
+    best = probabilities.argmax(axis=-1)
+    best_p = probabilities.max(axis=-1)
+    results = []
+    for path, path_p in zip(best, best_p):
+        keep = np.ones(path.shape, dtype=bool)
+        keep[1:] = path[1:] != path[:-1]
+        emits = keep & (path != blank_index)
+        text = "".join(characters[i] for i in path[emits])
+        character_confidence = float(np.prod(path_p[emits])) if emits.any() else 0.0
+        blanks = path == blank_index
+        blank_confidence = float(path_p[blanks].min()) if blanks.any() else 1.0
+        results.append((text, character_confidence * blank_confidence))
+    return results

@@ -258,6 +258,8 @@ def _ddddocr_reading(result: Any) -> tuple[str, float | None]:
     """
     import numpy as np
 
+    from solver.charset import decode_ctc_greedy
+
     if isinstance(result, str):
         return result, None
     if not isinstance(result, dict):
@@ -270,24 +272,8 @@ def _ddddocr_reading(result: Any) -> tuple[str, float | None]:
     steps = steps.reshape(-1, steps.shape[-1])  # (steps, 1, classes) or (steps, classes)
     if steps.shape[-1] != len(charset) or not len(steps):
         return str(result.get("text", "")), None
-    text, confidence = _ctc_text_and_confidence(steps, list(charset), blank=0)
+    [(text, confidence)] = decode_ctc_greedy(steps[np.newaxis], list(charset), blank_index=0)
     return str(result.get("text", text)), confidence
-
-
-def _ctc_text_and_confidence(steps: np.ndarray, charset: list[str], blank: int) -> tuple[str, float]:
-    """Greedy CTC, with the confidence of :meth:`solver.charset.Charset.decode_ctc_batch`."""
-    import numpy as np
-
-    best = steps.argmax(axis=-1)
-    best_p = steps.max(axis=-1)
-    keep = np.ones(best.shape, dtype=bool)
-    keep[1:] = best[1:] != best[:-1]
-    emits = keep & (best != blank)
-    text = "".join(charset[i] for i in best[emits])
-    character_confidence = float(np.prod(best_p[emits])) if emits.any() else 0.0
-    blanks = best == blank
-    blank_confidence = float(best_p[blanks].min()) if blanks.any() else 1.0
-    return text, character_confidence * blank_confidence
 
 
 def open_reader(spec: str, profile: SiteProfile, models_dir: str | os.PathLike[str]) -> PrelabelReader:

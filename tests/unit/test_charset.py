@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from solver.charset import Charset, LabelError
+from solver.charset import Charset, LabelError, decode_ctc_greedy
 
 
 def test_blank_is_the_last_class() -> None:
@@ -67,6 +67,44 @@ def test_batch_decoding_checks_the_shape() -> None:
     with pytest.raises(ValueError, match=r"expected probabilities of shape \(batch, steps, 3\)"):
         Charset("ab").decode_ctc_batch(np.zeros((1, 5, 4), np.float32))
 
+
+
+def greedy_by_hand(steps: np.ndarray, characters: list[str], blank: int) -> tuple[str, float]:
+    """The rule, step by step: collapse repeats, drop blanks; the confidence is the
+    characters' winning probabilities times the least sure blank's."""
+    text, confidence, least_blank, previous = "", 1.0, 1.0, None
+    for step in steps:
+        best = int(step.argmax())
+        if best == blank:
+            least_blank = min(least_blank, float(step[best]))
+        elif best != previous:
+            text += characters[best]
+            confidence *= float(step[best])
+        previous = best
+    return text, (confidence if text else 0.0) * least_blank
+
+
+def test_one_greedy_decoder_for_a_blank_last_or_first_on_a_real_models_output() -> None:
+    from pathlib import Path
+
+    from solver.drawing import CaptchaDrawer
+    from solver.recognizers import Recognizer
+
+    model = Recognizer(Path(__file__).resolve().parents[2] / "solver" / "shipped" / "models" / "example")
+    drawer = CaptchaDrawer(seed=7)
+    batch = np.stack([model.prepare(drawer.png(text)) for text in ("K7QP", "2B9XZ", "MM44A1")])
+    probabilities = model.probabilities(batch)
+    charset = model.charset
+    decoded = charset.decode_ctc_batch(probabilities)
+    characters = list(charset.characters)
+    by_hand = [greedy_by_hand(steps, characters, charset.blank_index) for steps in probabilities]
+    assert [text for text, _ in decoded] == [text for text, _ in by_hand]
+    # numpy multiplies in float32, the hand in float64
+    assert [sure for _, sure in decoded] == pytest.approx([sure for _, sure in by_hand], rel=1e-6)
+    assert any(text for text, _ in decoded)
+    # the same output with the blank moved to the front (ddddocr's layout) reads the same
+    blank_first = np.concatenate([probabilities[..., -1:], probabilities[..., :-1]], axis=-1)
+    assert decode_ctc_greedy(blank_first, [""] + characters, blank_index=0) == decoded
 
 @pytest.mark.parametrize(("characters", "expected"), [
     ("", "the charset is empty (list every character the captcha uses, e.g. \"0123456789\")"),

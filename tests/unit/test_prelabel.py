@@ -19,11 +19,15 @@ from solver.dataset import PSEUDO_SOURCE, DatasetStore, LabelConflictError, read
 from solver.drawing import CaptchaDrawer
 from solver.prelabel import (
     PrelabelError,
+    PrelabelReader,
+    Proposal,
     ReaderUnavailableError,
     fit_to_format,
     open_reader,
 )
 from solver.profiles import SiteProfile, load_profile, load_profile_text
+from solver.readers import Reader, TextReading
+from solver.recognizers import Reading, Recognizer
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ROOT / "solver" / "shipped" / "profiles"
@@ -155,6 +159,44 @@ def test_ddddocr_readings_are_mapped_into_the_profile(drawn_digits: list[tuple[s
     for proposal in digits.propose([png for _, png in drawn_digits[:4]]):
         assert proposal.text == "" or (proposal.text.isdigit() and len(proposal.text) == 4)
 
+
+
+def test_ddddocr_confidence_comes_from_the_projects_ctc_decoder() -> None:
+    """On ddddocr's real output (blank first), the shared decoder reads ddddocr's own text,
+    and the same as with the blank moved last, as this project's models have it."""
+    ddddocr = pytest.importorskip("ddddocr", reason="the prelabel extra is not installed")
+    import numpy as np
+
+    from solver.charset import decode_ctc_greedy
+    from solver.prelabel import _ddddocr_reading, _quiet_ddddocr
+
+    ocr = _quiet_ddddocr(ddddocr)
+    drawer = CaptchaDrawer(seed=3)
+    for text in ("355NA", "SWH21", "JGD2A", "k7qp", "40719"):
+        result = ocr.classification(drawer.png(text), probability=True)
+        charset = list(result["charset"])
+        steps = np.asarray(result["probabilities"], dtype=np.float32).reshape(-1, len(charset))
+        [(decoded, confidence)] = decode_ctc_greedy(steps[np.newaxis], charset, blank_index=0)
+        assert decoded == result["text"]
+        assert _ddddocr_reading(result) == (result["text"], confidence)
+        assert 0.0 <= confidence <= 1.0
+        blank_last = np.concatenate([steps[:, 1:], steps[:, :1]], axis=-1)
+        assert decode_ctc_greedy(blank_last[np.newaxis], charset[1:] + [""],
+                                 blank_index=len(charset) - 1) == [(decoded, confidence)]
+
+
+def test_the_sites_model_and_the_prelabel_readers_are_readers(
+        digits_profile: SiteProfile, drawn_digits: list[tuple[str, bytes]]) -> None:
+    recognizer: Reader[Reading] = Recognizer(MODELS / "digits", digits_profile)
+    folder: Reader[Proposal] = open_reader("general", digits_profile, MODELS)
+    anyone: list[Reader[TextReading]] = [recognizer, folder]
+    for reader in anyone:
+        assert isinstance(reader, Reader)
+        one = reader.read(drawn_digits[0][1])
+        [again] = reader.read_batch([drawn_digits[0][1]])
+        assert (one.text, one.confidence) == (again.text, again.confidence)
+        assert one.milliseconds >= 0.0
+    assert issubclass(PrelabelReader, Reader)
 
 def test_missing_readers_say_how_to_get_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                               digits_profile: SiteProfile) -> None:
