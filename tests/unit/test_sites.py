@@ -74,3 +74,65 @@ def test_the_reader_is_loaded_only_when_asked_and_refuses_a_model_that_does_not_
     recognizer = resolve_site("digits").load_recognizer(warm_up=False)
     assert recognizer.model_dir == MODELS / "digits"
     assert recognizer.metadata.charset == "0123456789"
+
+
+# ----------------------------------------------------------------- the pytest plugin's chain
+
+pytest_plugins = ("pytester",)
+# the inner runs need no browser, and pytest-playwright's soft-assertion scope does not nest
+NO_BROWSER = ("-p", "no:playwright")
+
+CHAIN_TESTS = f'''
+import pytest
+
+SEEN = []
+
+def test_the_chain(captcha_profile, captcha_recognizer, captcha_solver, captcha_async_solver):
+    assert type(captcha_solver).__name__ == "Solver"
+    assert type(captcha_async_solver).__name__ == "AsyncSolver"
+    for solver in (captcha_solver, captcha_async_solver):
+        assert solver.profile is captcha_profile and solver.recognizer is captcha_recognizer
+    assert solver.core.attempts == 2
+    SEEN.append(captcha_recognizer)
+    print("PROFILE", captcha_profile.name, captcha_profile.url)
+
+def test_the_recognizer_is_loaded_once(captcha_recognizer):
+    assert SEEN == [captcha_recognizer]
+
+@pytest.mark.captcha_site("example")
+def test_a_mark_names_another_site(captcha_solver):
+    assert captcha_solver.profile.name == "example"
+    assert captcha_solver.profile.url == "http://127.0.0.1:8765/example/"  # its own URL
+    assert str(captcha_solver.recognizer.model_dir) == {str(MODELS / "example")!r}
+'''
+
+
+def test_the_plugins_fixtures_flow_from_captcha_profile(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_chain=CHAIN_TESTS)
+    result = pytester.runpytest(*NO_BROWSER, "-s", "--captcha-site", "digits", "--captcha-attempts", "2",
+                                "--captcha-url", "http://127.0.0.1:9/staging")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*PROFILE digits http://127.0.0.1:9/staging*"])
+
+
+def test_a_conftest_can_override_captcha_profile(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(f'''
+import pytest
+from solver.profiles import load_profile
+
+@pytest.fixture(scope="session")
+def captcha_profile():
+    return load_profile({str(PROFILES / "digits.yaml")!r}).with_url("http://127.0.0.1:9/own")
+''')
+    pytester.makepyfile(test_chain=CHAIN_TESTS)
+    result = pytester.runpytest(*NO_BROWSER, "-s", "--captcha-attempts", "2")  # no --captcha-site needed
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*PROFILE digits http://127.0.0.1:9/own*"])
+
+
+def test_without_a_site_the_fixture_says_what_to_do(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_chain=CHAIN_TESTS)
+    result = pytester.runpytest(*NO_BROWSER, "-k", "the_chain")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*captcha_solver needs a site profile: run pytest with "
+                                 "--captcha-site NAME*"])
