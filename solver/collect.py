@@ -37,10 +37,11 @@ from typing import Any
 from solver.capture import ResponseRecorder, grab_steps
 from solver.dataset import DatasetStore
 from solver.errors import SiteError, SolverError, UsageError
-from solver.page import (Shown, Waits, debug_steps, next_captcha_steps, open_steps, refresh_steps,
-                         submit_steps)
+from solver.page import (Shown, Verdict, Waits, debug_steps, next_captcha_steps, open_steps,
+                         refresh_steps, submit_steps)
 from solver.profiles import SiteProfile
-from solver.steps import Sleep, Steps, run_async
+from solver.readers import Reader, TextReading
+from solver.steps import Offload, Sleep, Steps, run_async
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +172,8 @@ class _Worker:
                 self.tried = None
                 shot = yield from grab_steps(self.page, self.shown.element, profile.captcha.capture,
                                              self.recorder)
-                _check_not_blank(shot.data, self.page.url, profile)
+                # decoding the image is CPU work: off the event loop, as the solver reads
+                yield Offload(_check_not_blank, (shot.data, self.page.url, profile))
                 agent.summary.methods[shot.method] = agent.summary.methods.get(shot.method, 0) + 1
                 return shot.data
             except UsageError:  # e.g. a pre-step's environment variable is unset: retrying won't help
@@ -193,7 +195,7 @@ class _Worker:
                            attempt, options.retries)
             yield Sleep(delay)
 
-    def submit(self, text: str) -> Steps[str]:
+    def submit(self, text: str) -> Steps[Verdict]:
         profile = self.agent.profile
         tried = self.shown.fingerprint if self.shown is not None else None
         outcome = yield from submit_steps(self.page, profile, text, self.agent.options.timeout_ms,
@@ -217,7 +219,8 @@ def _check_not_blank(data: bytes, url: str, profile: SiteProfile) -> None:
 
 class _Collector:
     def __init__(self, profile: SiteProfile, options: CollectOptions, store: DatasetStore,
-                 recognizer: Any, progress: Callable[[int], None] | None) -> None:
+                 recognizer: Reader[TextReading] | None,
+                 progress: Callable[[int], None] | None) -> None:
         self.profile, self.options, self.store = profile, options, store
         self.recognizer, self.progress = recognizer, progress
         self.out = store.root
@@ -266,8 +269,9 @@ class _Collector:
         """Collect one captcha; False when it was a duplicate."""
         data = await run_async(worker.next_captcha())
         label, verified, suggestion, confidence = None, False, None, None
-        if self.options.label != "none":
-            reading = self.recognizer.read(data)
+        if self.options.label != "none" and self.recognizer is not None:
+            # in a worker thread, as SolverCore reads: the other pages' steps go on meanwhile
+            reading = await Offload(self.recognizer.read, (data,)).run_async()
             # a pre-labelling reader (solver.prelabel) gives "" for a reading that does not
             # fit the profile, and None for a confidence it cannot tell
             suggestion, confidence = reading.text or None, reading.confidence
@@ -308,7 +312,8 @@ class _Collector:
         return True
 
 
-async def collect_async(profile: SiteProfile, options: CollectOptions, recognizer: Any = None,
+async def collect_async(profile: SiteProfile, options: CollectOptions,
+                        recognizer: Reader[TextReading] | None = None,
                         progress: Callable[[int], None] | None = None,
                         store: DatasetStore | None = None) -> CollectSummary:
     """Collect captchas from the profile's site (see the module's doc)."""
@@ -334,7 +339,7 @@ async def collect_async(profile: SiteProfile, options: CollectOptions, recognize
             await browser.close()
 
 
-def collect(profile: SiteProfile, options: CollectOptions, recognizer: Any = None,
+def collect(profile: SiteProfile, options: CollectOptions, recognizer: Reader[TextReading] | None = None,
             progress: Callable[[int], None] | None = None,
             store: DatasetStore | None = None) -> CollectSummary:
     """:func:`collect_async`, run to completion.

@@ -149,8 +149,8 @@ def _solve_many(report: DemoReport, profile: SiteProfile, page: Page, solves: in
         report.solves += 1
         report.solved += result.success
         report.first_try += result.success and len(result.attempts) == 1
-        for stage, ms in result.attempts[-1].ms.items():
-            report.stage_ms.setdefault(stage, []).append(ms)
+        for stage, milliseconds in result.attempts[-1].milliseconds.items():
+            report.stage_ms.setdefault(stage, []).append(milliseconds)
         if progress:
             progress(f"solve {number}/{solves}: {result.text!r} "
                      + ("accepted" if result.success else "NOT solved")

@@ -56,12 +56,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from solver.artifacts import find_model
 from solver.dataset import DatasetStore
 from solver.errors import SiteError, SolverError, UsageError
+from solver.page import LOGGED_NOT_SUBMITTED, OUTCOMES, Verdict
 from solver.profiles import SiteProfile
+from solver.readers import Reader, TextReading
+
+if TYPE_CHECKING:
+    from solver.prelabel import PrelabelReader
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +171,7 @@ class CaptchaLog:
         return [r for r in self.records if r.get("round") == number]
 
     def submitted(self) -> int:
-        return sum(r.get("outcome") in ("accepted", "refused", "unknown") for r in self.records)
+        return sum(r.get("outcome") in OUTCOMES for r in self.records)
 
     def known_wrong(self, root: Path) -> dict[Path, set[str]]:
         """The readings the site refused, by the resolved path of their image."""
@@ -190,9 +195,9 @@ class RoundCounts:
     @classmethod
     def of(cls, records: list[dict[str, Any]]) -> RoundCounts:
         outcomes = Counter(r.get("outcome") for r in records)
-        return cls(shown=len(records), submitted=outcomes["accepted"] + outcomes["refused"]
-                   + outcomes["unknown"], accepted=outcomes["accepted"],
-                   refused=outcomes["refused"], not_submitted=outcomes["not-submitted"])
+        return cls(shown=len(records), submitted=sum(outcomes[verdict] for verdict in OUTCOMES),
+                   accepted=outcomes["accepted"], refused=outcomes["refused"],
+                   not_submitted=outcomes[LOGGED_NOT_SUBMITTED])
 
     @property
     def rate(self) -> float:
@@ -389,7 +394,8 @@ class _Round:
     submissions_left: int | None
 
 
-async def _read_round(profile: SiteProfile, store: DatasetStore, reader: Any, log: CaptchaLog,
+async def _read_round(profile: SiteProfile, store: DatasetStore, reader: Reader[TextReading],
+                      log: CaptchaLog,
                       work: _Round, options: LearnOptions, limiter: RateLimiter,
                       report: Callable[[str], None]) -> str:
     """Read and submit ``work.count`` captchas; returns why it stopped early, or ""."""
@@ -398,7 +404,7 @@ async def _read_round(profile: SiteProfile, store: DatasetStore, reader: Any, lo
     from solver.capture import ResponseRecorder, grab_steps
     from solver.collect import open_browser
     from solver.page import next_captcha_steps, open_steps, refresh_steps, send_steps, verdict_steps
-    from solver.steps import run_async
+    from solver.steps import Offload, run_async
 
     fmt = profile.format
     async with async_playwright() as playwright:
@@ -432,14 +438,15 @@ async def _read_round(profile: SiteProfile, store: DatasetStore, reader: Any, lo
                     first = str(error).splitlines()[0] if str(error) else type(error).__name__
                     raise LockedOut(f"the page stopped showing the captcha ({first}): stopped at "
                                     "once (a site that locks clients out often hides it)") from None
-                reading = reader.read(data)
+                # in a worker thread, as SolverCore reads: the page's events go on meanwhile
+                reading = await Offload(reader.read, (data,)).run_async()
                 text = fmt.normalise(reading.text) if reading.text else ""
                 confidence = None if reading.confidence is None else round(float(reading.confidence), 4)
                 record = {"round": work.number, "text": text, "confidence": confidence,
                           "reader": getattr(reader, "description", "site"), "at": _now()}
                 if not text or fmt.label_problem(text) is not None:
                     added = store.add(data, source="learn")
-                    log.append({**record, "file": added.entry.file, "outcome": "not-submitted"})
+                    log.append({**record, "file": added.entry.file, "outcome": LOGGED_NOT_SUBMITTED})
                     continue
                 await limiter.wait()
                 guard.check()
@@ -467,11 +474,12 @@ async def _read_round(profile: SiteProfile, store: DatasetStore, reader: Any, lo
 
 
 async def _submit(page: Any, profile: SiteProfile, text: str, options: LearnOptions,
-                  guard: LockoutGuard, send_steps: Any, verdict_steps: Any, run_async: Any) -> str:
+                  guard: LockoutGuard, send_steps: Any, verdict_steps: Any, run_async: Any) -> Verdict:
     """Submit ``text`` and wait for the verdict, or for a lock-out status, whichever comes first."""
-    async def submit() -> str:
+    async def submit() -> Verdict:
         await run_async(send_steps(page, profile, text, options.timeout_ms))
-        return str(await run_async(verdict_steps(page, profile, options.timeout_ms)))
+        verdict: Verdict = await run_async(verdict_steps(page, profile, options.timeout_ms))
+        return verdict
 
     task = asyncio.ensure_future(submit())
     locked = asyncio.ensure_future(guard.event.wait())
@@ -538,7 +546,7 @@ class LearnSummary:
         return out
 
 
-def _open_reader(spec: str, profile: SiteProfile, options: LearnOptions) -> Any:
+def _open_reader(spec: str, profile: SiteProfile, options: LearnOptions) -> PrelabelReader:
     from solver.prelabel import open_reader
 
     return open_reader(spec, profile, options.models_dir)
@@ -614,7 +622,7 @@ def _train(profile: SiteProfile, store: DatasetStore, log: CaptchaLog, options: 
     start = site_model(profile, options.models_dir) if from_site_model else None
     if start is not None:
         # the site's model so far is the start ("general" is the recipe that starts from a model)
-        candidates = ("general",)
+        candidates: tuple[str, ...] = ("general",)
         report(f"  training from {start}, the model so far, for {budget_s / 60:.1f} min")
     else:
         candidates, start = CANDIDATES, find_model("general", options.models_dir)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from solver.errors import SiteError, SolverError, UsageError
@@ -522,8 +522,18 @@ OUTCOME_JS = """
 }
 """
 
-#: what a submit led to
-OUTCOMES = ("accepted", "refused", "unknown")
+#: what the site said to a submitted answer ("unknown": neither sign the profile names showed)
+Verdict = Literal["accepted", "refused", "unknown"]
+#: the verdicts, in that order
+OUTCOMES: tuple[Verdict, ...] = get_args(Verdict)
+#: how one attempt of a solve ended: a verdict, or a reading not submitted (it broke the
+#: profile, or was unsure), as ``solver solve`` prints it
+Outcome = Literal[Verdict, "not submitted"]
+NOT_SUBMITTED: Outcome = "not submitted"
+#: how a captcha of ``solver learn`` ended, as its log (captchas.jsonl) spells it: a log
+#: written before keeps being read, so the hyphen stays
+LoggedOutcome = Literal[Verdict, "not-submitted"]
+LOGGED_NOT_SUBMITTED: LoggedOutcome = "not-submitted"
 
 
 def send_steps(page: Any, profile: SiteProfile, text: str, timeout_ms: float = 10_000) -> Steps[None]:
@@ -547,7 +557,7 @@ def send_steps(page: Any, profile: SiteProfile, text: str, timeout_ms: float = 1
 
 
 def verdict_steps(page: Any, profile: SiteProfile, timeout_ms: float = 10_000,
-                  waits: Waits | None = None) -> Steps[str]:
+                  waits: Waits | None = None) -> Steps[Verdict]:
     """After :func:`send_steps`: wait for the site's verdict (see :func:`submit_steps`)."""
     form = profile.form
     pattern = form.success_url_pattern()
@@ -559,7 +569,8 @@ def verdict_steps(page: Any, profile: SiteProfile, timeout_ms: float = 10_000,
     try:
         handle = yield Call(page, "wait_for_function", (OUTCOME_JS,),
                             {"arg": [form.success, form.failure, regex, whole], "timeout": timeout_ms})
-        outcome = str((yield Call(handle, "json_value")))
+        answer = yield Call(handle, "json_value")
+        outcome: Verdict = "accepted" if answer == "accepted" else "refused"  # OUTCOME_JS's two answers
     except Exception as error:  # a timeout: the page said nothing we recognise
         signs = " or ".join(f"{key} {value!r}" for key, value in
                             (("form.success", form.success), ("form.failure", form.failure),
@@ -573,7 +584,7 @@ def verdict_steps(page: Any, profile: SiteProfile, timeout_ms: float = 10_000,
 
 
 def submit_steps(page: Any, profile: SiteProfile, text: str,
-                 timeout_ms: float = 10_000, waits: Waits | None = None) -> Steps[str]:
+                 timeout_ms: float = 10_000, waits: Waits | None = None) -> Steps[Verdict]:
     """Type ``text`` into the form, submit it, and wait for the site's verdict.
 
     Returns "accepted" when ``form.success`` shows up or the page's URL matches

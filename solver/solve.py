@@ -21,15 +21,16 @@ from __future__ import annotations
 import os
 import time
 import weakref
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from solver.capture import ResponseRecorder, grab_steps
 from solver.errors import UsageError
-from solver.page import (Shown, SlowWait, Waits, captcha_steps, next_captcha_steps, open_steps,
-                         refresh_steps, send_steps, verdict_steps)
+from solver.page import (NOT_SUBMITTED, Outcome, Shown, SlowWait, Waits, captcha_steps,
+                         next_captcha_steps, open_steps, refresh_steps, send_steps, verdict_steps)
 from solver.profiles import SiteProfile
-from solver.recognizers import Reading, Recognizer
+from solver.readers import Reader
+from solver.recognizers import Reading
 from solver.sites import SiteSpec, resolve_site
 from solver.steps import Offload, Steps, run_async, run_sync
 
@@ -39,9 +40,14 @@ class Attempt:
 
     text: str
     confidence: float
-    outcome: str  # "accepted", "refused", "unknown", or "not submitted"
+    outcome: Outcome
     reason: str = ""  # why a reading was not submitted
-    ms: dict[str, float] = field(default_factory=dict)  # per stage
+    milliseconds: dict[str, float] = field(default_factory=dict)  # per stage
+
+    @property
+    def ms(self) -> dict[str, float]:
+        """The old name of :attr:`milliseconds` (benchmarks/solve.py still reads it)."""
+        return self.milliseconds
 
 
 @dataclass(frozen=True)
@@ -60,29 +66,40 @@ class SolveResult:
         return sum(1 for wait in self.waits if wait.fallback)
 
     @property
-    def ms(self) -> dict[str, float]:
+    def milliseconds(self) -> dict[str, float]:
         """Milliseconds per stage, summed over the attempts."""
         total: dict[str, float] = {}
         for attempt in self.attempts:
-            for stage, ms in attempt.ms.items():
-                total[stage] = total.get(stage, 0.0) + ms
+            for stage, milliseconds in attempt.milliseconds.items():
+                total[stage] = total.get(stage, 0.0) + milliseconds
         return total
 
+    @property
+    def ms(self) -> dict[str, float]:
+        """The old name of :attr:`milliseconds` (solver/cli.py and the README still say it)."""
+        return self.milliseconds
+
     def to_json(self) -> dict[str, Any]:
+        """The result as ``solver solve --json`` prints it (milliseconds under the key "ms")."""
         return {"success": self.success, "text": self.text, "confidence": round(self.confidence, 4),
                 "attempts": len(self.attempts),
-                "ms": {stage: round(ms, 2) for stage, ms in self.ms.items()},
+                "ms": _rounded(self.milliseconds),
                 "fallbacks": self.fallbacks,
                 "slow_waits": [{"line": w.line(), "seconds": round(w.seconds, 2),
                                 "fallback": w.fallback} for w in self.waits],
-                "history": [{**asdict(a), "confidence": round(a.confidence, 4),
-                             "ms": {s: round(v, 2) for s, v in a.ms.items()}} for a in self.attempts]}
+                "history": [{"text": a.text, "confidence": round(a.confidence, 4),
+                             "outcome": a.outcome, "reason": a.reason,
+                             "ms": _rounded(a.milliseconds)} for a in self.attempts]}
+
+
+def _rounded(milliseconds: dict[str, float]) -> dict[str, float]:
+    return {stage: round(value, 2) for stage, value in milliseconds.items()}
 
 
 class SolverCore:
     """Every decision of solving, as steps; the shells only make the calls."""
 
-    def __init__(self, profile: SiteProfile, recognizer: Recognizer, attempts: int = 3,
+    def __init__(self, profile: SiteProfile, recognizer: Reader[Reading], attempts: int = 3,
                  timeout_ms: float = 10_000, environ: Any = None) -> None:
         if attempts < 1:
             raise UsageError(f"attempts {attempts}: use 1 or more")
@@ -157,7 +174,7 @@ class SolverCore:
             reading = yield from self._grab_and_read(page, shown.element, stages)
             problem = self.problem(reading)
             if problem is not None:
-                history.append(Attempt(reading.text, reading.confidence, "not submitted", problem, stages))
+                history.append(Attempt(reading.text, reading.confidence, NOT_SUBMITTED, problem, stages))
                 continue
             text = self.profile.format.normalise(reading.text)
             lap = time.perf_counter()
@@ -181,7 +198,8 @@ class _Shell:
     core: SolverCore
 
     def __init__(self, profile: SiteSpec, model_dir: str | os.PathLike[str] | None = None, *,
-                 recognizer: Recognizer | None = None, attempts: int = 3, timeout_ms: float = 10_000,
+                 recognizer: Reader[Reading] | None = None, attempts: int = 3,
+                 timeout_ms: float = 10_000,
                  profiles_dir: str | os.PathLike[str] | None = None,
                  models_dir: str | os.PathLike[str] | None = None) -> None:
         site = resolve_site(profile, model_dir=model_dir, profiles_dir=profiles_dir,
@@ -205,7 +223,7 @@ class _Shell:
         return self.core.profile
 
     @property
-    def recognizer(self) -> Recognizer:
+    def recognizer(self) -> Reader[Reading]:
         return self.core.recognizer
 
 

@@ -46,7 +46,7 @@ def test_sync_solver_solves_every_style(live_site: LiveSite, page: Any, style: s
     assert result.attempts[-1].outcome == "accepted"
     assert live_site.site.stats["accepted"] == accepted + 1
     assert page.locator(".flash.ok").count() == 1
-    assert {"wait", "grab", "read", "submit", "verdict"} <= set(result.ms)
+    assert {"wait", "grab", "read", "submit", "verdict"} <= set(result.milliseconds)
 
 
 def _in_a_thread(coroutine_function: Any) -> Any:
