@@ -289,7 +289,8 @@ def test_train_from_a_bare_name_finds_the_model_like_any_other(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """`--from general` is the shipped general model from any folder; a path stays a path."""
     from solver import shipped
-    from solver.cli import _start_model, build_parser
+    from solver.cli import build_parser
+    from solver.cli.train import _start_model
 
     monkeypatch.chdir(tmp_path)
 
