@@ -117,18 +117,12 @@ def suggest(store: DatasetStore, reader: PrelabelReader, entries: Sequence[Entry
     """Store the reader's fitting reading of each entry as its suggestion (labels never change).
 
     Ctrl-C ends the run early with ``interrupted`` set; the suggestions so far are saved."""
-    run, started = ReadRun(), time.perf_counter()
-    with store.batch():
-        try:
-            for entry, proposal in read_entries(store, reader, entries, progress):
-                run.tally.add(proposal)
-                if proposal is not None and proposal.fits:
-                    store.suggest(entry.file, proposal.text, proposal.confidence)
-                    run.stored += 1
-        except KeyboardInterrupt:
-            run.interrupted = True
-    run.seconds = time.perf_counter() - started
-    return run
+
+    def keep(entry: Entry, proposal: Proposal, run: ReadRun) -> None:
+        store.suggest(entry.file, proposal.text, proposal.confidence)
+        run.stored += 1
+
+    return _read_and_keep(store, reader, entries, progress, keep)
 
 
 def pseudo_label(store: DatasetStore, reader: PrelabelReader, entries: Sequence[Entry],
@@ -138,22 +132,33 @@ def pseudo_label(store: DatasetStore, reader: PrelabelReader, entries: Sequence[
 
     A label given meanwhile (e.g. on the labelling page) stays. Ctrl-C ends the run
     early with ``interrupted`` set; the labels so far are saved."""
+
+    def keep(entry: Entry, proposal: Proposal, run: ReadRun) -> None:
+        store.suggest(entry.file, proposal.text, proposal.confidence)
+        if proposal.confidence is None or proposal.confidence < min_confidence:
+            run.below += 1
+            return
+        try:
+            saved = store.set_label(entry.file, proposal.text, source=PSEUDO_SOURCE)
+        except LabelConflictError:
+            return
+        run.stored += saved.source == PSEUDO_SOURCE
+
+    return _read_and_keep(store, reader, entries, progress, keep)
+
+
+def _read_and_keep(store: DatasetStore, reader: PrelabelReader, entries: Sequence[Entry],
+                   progress: Progress | None,
+                   keep: Callable[[Entry, Proposal, ReadRun], None]) -> ReadRun:
+    """Read ``entries`` in one batch of dataset writes, tally every proposal, and hand each
+    fitting one to ``keep``; Ctrl-C stops the reading and what was kept stays."""
     run, started = ReadRun(), time.perf_counter()
     with store.batch():
         try:
             for entry, proposal in read_entries(store, reader, entries, progress):
                 run.tally.add(proposal)
-                if proposal is None or not proposal.fits:
-                    continue
-                store.suggest(entry.file, proposal.text, proposal.confidence)
-                if proposal.confidence is None or proposal.confidence < min_confidence:
-                    run.below += 1
-                    continue
-                try:
-                    saved = store.set_label(entry.file, proposal.text, source=PSEUDO_SOURCE)
-                except LabelConflictError:
-                    continue
-                run.stored += saved.source == PSEUDO_SOURCE
+                if proposal is not None and proposal.fits:
+                    keep(entry, proposal, run)
         except KeyboardInterrupt:
             run.interrupted = True
     run.seconds = time.perf_counter() - started
