@@ -42,7 +42,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
             detail = f" ({attempt.reason})" if attempt.reason else ""
             print(f"attempt {number}: read {attempt.text!r} (confidence {attempt.confidence:.3f}): "
                   f"{attempt.outcome}{detail}")
-        stages = ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in result.ms.items())
+        stages = ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in result.milliseconds.items())
         slow = len(result.waits) - result.fallbacks
         print(("solved" if result.success else "NOT solved") + f" in {len(result.attempts)} "
               f"attempt(s); page load {facts['load_ms']:.0f} ms; {stages}; fallbacks "
