@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from common import RESULTS, Ddddocr, git_revision, save  # noqa: E402
 
+from solver.archs import ARCHS  # noqa: E402
 from solver.dataset import (  # noqa: E402
     Sample, check_labels, read_corrections, read_labelled_folder, split_samples, write_list)
 from solver.drawing import CaptchaDrawer, random_text  # noqa: E402
@@ -209,7 +210,7 @@ def main() -> None:
                          help="fresh look-alikes that pick the best epoch when no real images are held out")
         sub.add_argument("--filters", help="convolution filters per block, e.g. 16,64,96,96 "
                          "(default: the trainer's)")
-        sub.add_argument("--pipeline", choices=("ctc", "segment"),
+        sub.add_argument("--pipeline", choices=tuple(ARCHS),
                          help="default: the profile's model.pipeline")
         if kind == "generated":
             sub.add_argument("--length", type=int, help="fix the length (e.g. 4)")

@@ -63,7 +63,7 @@ def run_style(style: str, solves: int) -> dict[str, object]:
                     failed.append([{"text": a.text, "confidence": round(a.confidence, 3),
                                     "outcome": a.outcome, "reason": a.reason} for a in result.attempts])
                 first += result.success and len(result.attempts) == 1
-                last = result.attempts[-1].ms
+                last = result.attempts[-1].milliseconds
                 costs.append(last.get("grab", 0) + last.get("read", 0) + last.get("submit", 0))
                 reads.append(last.get("read", 0))
                 if "verdict" in last:

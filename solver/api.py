@@ -325,7 +325,7 @@ def _describe(models: SiteModels, name: str, path: Path) -> dict[str, Any]:
         entry["model"] = {"error": str(error)}
         return entry
     entry["model"] = {
-        "pipeline": metadata.pipeline,
+        "pipeline": metadata.arch,  # the profile's word for it
         "input": {"height": metadata.input_height, "width": metadata.input_width,
                   "channels": metadata.input_channels},
         "trained_seconds": metadata.training.get("seconds"),

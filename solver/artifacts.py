@@ -16,21 +16,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from solver.errors import SolverError
+from solver.errors import SolverError, UsageError
 
 MODELS_DIR_ENV = "SOLVER_MODELS_DIR"
 
 if TYPE_CHECKING:
+    from solver.archs import ArchConfig
     from solver.profiles import SiteProfile
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+#: 2: ``arch`` and ``arch_config`` (1 had ``pipeline``, with the config in
+#: ``training.config`` for ctc and in ``segmentation`` for segment; still read)
+FORMAT_VERSION = 2
 METADATA_FILE = "metadata.json"
 KERAS_FILE = "model.keras"
 LITE_FILE = "model.tflite"
-#: divide_255: gray / 255 of the whole image (ctc); binary_crop: solver.segment crops (segment)
-NORMALISATIONS = ("divide_255", "binary_crop")
 
 
 class ModelError(SolverError):
@@ -44,7 +45,7 @@ class ModelMetadata:
     """What ``metadata.json`` holds. See the module's doc."""
 
     name: str
-    pipeline: str
+    arch: str  # a name in solver.archs.ARCHS
     charset: str
     case_sensitive: bool
     blank_index: int
@@ -57,7 +58,7 @@ class ModelMetadata:
     profile_fingerprint: str = ""
     format_version: int = FORMAT_VERSION
     files: dict[str, str] = field(default_factory=lambda: {"keras": KERAS_FILE, "lite": LITE_FILE})
-    segmentation: dict[str, Any] = field(default_factory=dict)  # segment pipeline: aspect, crop size
+    arch_config: dict[str, Any] = field(default_factory=dict)  # the arch's config, as to_dict writes it
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -65,6 +66,13 @@ class ModelMetadata:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return (self.input_height, self.input_width, self.input_channels)
+
+    @property
+    def config(self) -> ArchConfig:
+        """``arch_config`` as its architecture's typed config."""
+        from solver.archs import get_arch
+
+        return get_arch(self.arch).config_from_dict(self.arch_config)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
@@ -100,8 +108,10 @@ def read_metadata(folder: str | os.PathLike[str]) -> ModelMetadata:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelError(f"{path}: format_version {version!r} is not one this solver reads "
                          f"(it reads up to {FORMAT_VERSION}; upgrade solver, or retrain)")
+    if version == 1:
+        raw = _from_version_1(raw)
     known = set(ModelMetadata.__dataclass_fields__)
-    missing = [key for key in ("name", "pipeline", "charset", "case_sensitive", "blank_index",
+    missing = [key for key in ("name", "arch", "charset", "case_sensitive", "blank_index",
                                "input_height", "input_width", "input_channels", "min_length",
                                "max_length") if key not in raw]
     if missing:
@@ -111,17 +121,38 @@ def read_metadata(folder: str | os.PathLike[str]) -> ModelMetadata:
     return metadata
 
 
+def _from_version_1(raw: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 file's fields as version 2 names them (its config moves to ``arch_config``)."""
+    raw = dict(raw)
+    if "pipeline" in raw:
+        raw["arch"] = raw.pop("pipeline")
+    training = raw.get("training") if isinstance(raw.get("training"), dict) else {}
+    config = raw.pop("segmentation", None) if raw.get("arch") == "segment" else training.get("config")
+    raw.setdefault("arch_config", config if isinstance(config, dict) else {})
+    return raw
+
+
 def _check_consistent(metadata: ModelMetadata, path: Path) -> None:
+    from solver.archs import ARCHS
+
     problems = []
-    if metadata.pipeline not in ("ctc", "segment"):
-        problems.append(f"pipeline {metadata.pipeline!r} is not ctc or segment")
-    if metadata.pipeline == "ctc" and metadata.blank_index != len(metadata.charset):
+    arch = ARCHS.get(metadata.arch)
+    if arch is None:
+        problems.append(f"arch {metadata.arch!r} is not one of {', '.join(ARCHS)}")
+    elif arch.blank_last and metadata.blank_index != len(metadata.charset):
         problems.append(f"blank_index {metadata.blank_index} is not {len(metadata.charset)} "
                         "(the blank is the last class)")
     if metadata.input_channels not in (1, 3):
         problems.append(f"input_channels {metadata.input_channels} is not 1 or 3")
-    if metadata.normalisation not in NORMALISATIONS:
-        problems.append(f"normalisation {metadata.normalisation!r} is not one of {NORMALISATIONS}")
+    if arch is not None and metadata.normalisation != arch.normalisation:
+        problems.append(f"normalisation {metadata.normalisation!r} is not {arch.name}'s "
+                        f"{arch.normalisation!r}")
+    if arch is not None:
+        try:
+            metadata.config
+        except (TypeError, ValueError, UsageError) as error:
+            problems.append(f"arch_config {metadata.arch_config!r} is not a {arch.name} config "
+                            f"({error})")
     if problems:
         raise ModelError(f"{path}: " + "; ".join(problems) + " (retrain the model)")
 

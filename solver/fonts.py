@@ -112,7 +112,7 @@ def measure_font(path: str, size: int = 64) -> FontFace | None:
     outline = sum(cv2.arcLength(contour, True) for contour in contours)
     if not stem or not outline:
         return None
-    stroke = 2 * area / outline  # as solver.synthfit measures a stroke in an image
+    stroke = 2 * area / outline  # as solver.synth.measure measures a stroke in an image
     advance = float(font.getlength(_SAMPLE)) / len(_SAMPLE)
     return FontFace(path, round(stroke / cap, 4), round(max(0.0, (foot - stem) / stem), 3),
                     round(advance / cap, 3))

@@ -49,6 +49,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from solver.archs import ARCHS
 from solver.capture import MODES as CAPTURE_MODES
 from solver.capture import describe_modes
 from solver.charset import charset_problem, describe_characters, is_visible, short_repr
@@ -62,7 +63,6 @@ MAX_LENGTH = 32
 #: the profile format this solver reads and writes; a file says which it uses with a
 #: top-level ``version:`` (leaving it out means this one)
 PROFILE_VERSION = 1
-PIPELINES = ("ctc", "segment")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 URL_SCHEMES = ("http://", "https://", "file://")
 MAX_FILE_BYTES = 1_000_000  # a profile is a few KB
@@ -278,10 +278,9 @@ class FormatSection(_Section):
 class ModelSection(_Section):
     """Which recognition pipeline to train and how sure it must be."""
 
-    pipeline: Literal["ctc", "segment"] = Field(
-        "ctc",
-        description="'ctc': a CNN+RNN reading the whole image; 'segment': OpenCV "
-        "cuts the characters apart and a small CNN reads each.",
+    pipeline: Literal[tuple(ARCHS)] = Field(  # type: ignore[valid-type]  # solver.archs' list
+        next(iter(ARCHS)),
+        description="; ".join(f"'{name}': {arch.summary}" for name, arch in ARCHS.items()) + ".",
     )
     min_confidence: float = Field(
         0.5, ge=0.0, le=1.0, strict=False,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from solver.archs import Arch, get_arch
 from solver.artifacts import ModelError, ModelMetadata, check_fits_profile, read_metadata
 from solver.charset import Charset
 from solver.imaging import decode_image, to_model_input
@@ -47,8 +48,9 @@ class Reading:
 class Recognizer:
     """A trained model behind one call: image in, ``Reading`` out.
 
-    CTC models read the whole image; segment models cut it into characters
-    with OpenCV (``solver.segment``) and read each.
+    How a model reads is its architecture's (``solver.archs``): CTC models read
+    the whole image; segment models cut it into characters with OpenCV
+    (``solver.segment``) and read each.
     """
 
     def __init__(self, model_dir: str | os.PathLike[str], profile: SiteProfile | None = None,
@@ -57,6 +59,7 @@ class Recognizer:
         self.metadata: ModelMetadata = read_metadata(self.model_dir)
         if profile is not None:
             check_fits_profile(self.metadata, profile, self.model_dir)
+        self.arch: Arch = get_arch(self.metadata.arch)
         self.charset = Charset(self.metadata.charset, self.metadata.case_sensitive)
         self._lock = threading.Lock()
         self._interpreter = self._load(num_threads)
@@ -79,7 +82,7 @@ class Recognizer:
         if signature[1:] != expected:
             raise ModelError(f"{path}: the model takes input {signature[1:]}, but its metadata "
                              f"says {expected} (the folder mixes two models; retrain it)")
-        classes = self.charset.num_classes if self.metadata.pipeline == "ctc" else len(self.charset)
+        classes = self.arch.output_classes(self.charset)
         if output[-1] != classes:
             raise ModelError(f"{path}: the model has {output[-1]} output classes, but its charset "
                              f"needs {classes} (the folder mixes two models; retrain it)")
@@ -87,23 +90,6 @@ class Recognizer:
         with native_stderr_filtered():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line
             interpreter.allocate_tensors()
         return interpreter
-
-    def _read_segmented(self, image: ImageLike) -> tuple[str, float]:
-        """Segment pipeline: cut into characters, read each; confidence is the product."""
-        from solver.segment import crop_characters, segment
-
-        if isinstance(image, (bytes, bytearray, memoryview)):
-            image = decode_image(bytes(image))
-        settings = self.metadata.segmentation
-        boxes = segment(image, expected=(self.metadata.min_length, self.metadata.max_length),
-                        character_aspect=float(settings.get("character_aspect", 0.7)))
-        if not boxes:
-            return "", 0.0
-        crops = crop_characters(image, boxes, int(settings.get("crop_size", 32)))
-        probabilities = self.probabilities(crops)
-        best = probabilities.argmax(axis=-1)
-        text = self.charset.decode(int(i) for i in best)
-        return text, float(np.prod(probabilities.max(axis=-1)))
 
     def prepare(self, image: ImageLike) -> np.ndarray:
         """An image as the model's input array (H, W, C) float32."""
@@ -129,7 +115,7 @@ class Recognizer:
     def warm_up(self) -> None:
         """One read of a blank image, so the first real read does not pay for allocation."""
         meta = self.metadata
-        if meta.pipeline != "ctc":  # a segment model reads per character: nothing to allocate ahead
+        if not self.arch.warm_up:
             return
         blank = np.full((meta.input_height, meta.input_width, 3), 255, np.uint8)
         self.read(blank)
@@ -143,10 +129,6 @@ class Recognizer:
         if not images:
             return []
         started = time.perf_counter()
-        if self.metadata.pipeline == "segment":
-            decoded = [self._read_segmented(image) for image in images]
-        else:
-            batch = np.stack([self.prepare(image) for image in images])
-            decoded = self.charset.decode_ctc_batch(self.probabilities(batch))
+        decoded = self.arch.decode(self, images)
         per_image = (time.perf_counter() - started) * 1000 / len(images)
         return [Reading(text, confidence, per_image) for text, confidence in decoded]

@@ -44,11 +44,6 @@ class Attempt:
     reason: str = ""  # why a reading was not submitted
     milliseconds: dict[str, float] = field(default_factory=dict)  # per stage
 
-    @property
-    def ms(self) -> dict[str, float]:
-        """The old name of :attr:`milliseconds` (benchmarks/solve.py still reads it)."""
-        return self.milliseconds
-
 
 @dataclass(frozen=True)
 class SolveResult:
@@ -73,11 +68,6 @@ class SolveResult:
             for stage, milliseconds in attempt.milliseconds.items():
                 total[stage] = total.get(stage, 0.0) + milliseconds
         return total
-
-    @property
-    def ms(self) -> dict[str, float]:
-        """The old name of :attr:`milliseconds` (solver/cli.py and the README still say it)."""
-        return self.milliseconds
 
     def to_json(self) -> dict[str, Any]:
         """The result as ``solver solve --json`` prints it (milliseconds under the key "ms")."""

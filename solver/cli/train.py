@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from solver.archs import ARCHS
 from solver.cli._common import (Parents, Verbs, count, load_profile, model_for, models_dir,
                                 report_line, resolve)
 
@@ -208,7 +209,7 @@ def add_verbs(verbs: Verbs, parents: Parents) -> None:
     training.add_argument("--pseudo-labels", action="store_true",
                           help="also train on pseudo-labels (source pseudo in labels.csv); "
                           "validation still uses real labels only")
-    training.add_argument("--pipeline", choices=("ctc", "segment"),
+    training.add_argument("--pipeline", choices=tuple(ARCHS),
                           help="default: the profile's model.pipeline")
     training.add_argument(
         "--recipe", choices=("auto", "real", "general", "manual"), default=None,

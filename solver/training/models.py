@@ -1,4 +1,5 @@
-"""Model builders: the CTC reader, its loss, and the LiteRT export.
+"""Model builders: the CTC reader (its config is :class:`solver.archs.ctc.CTCConfig`), its
+loss, and the LiteRT export.
 
 The CTC reader is convolutional from end to end, which keeps it small, fast
 on one CPU core and convertible to LiteRT with a variable batch (a GRU head
@@ -21,55 +22,16 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from solver.archs.ctc import CTCConfig
+
 LABEL_PAD = -1  # label padding: the loss ignores negative indices
 BATCH_NORM_MOMENTUM = 0.9  # Keras' 0.99 leaves the moving statistics behind on short runs
-
-
-@dataclass(frozen=True)
-class CTCConfig:
-    """The shape of a CTC reader; saved in the model's metadata."""
-
-    height: int = 32
-    width: int = 96
-    filters: tuple[int, ...] = (32, 64, 96, 96)
-    pools: tuple[tuple[int, int], ...] = ((2, 2), (2, 2), (2, 1), (1, 1))
-    head_units: int = 128
-    head_layers: int = 2
-    head_kernel: int = 3
-    dropout: float = 0.2
-
-    @property
-    def time_steps(self) -> int:
-        steps = self.width
-        for _, pool_width in self.pools:
-            steps //= pool_width
-        return steps
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["filters"] = list(self.filters)
-        data["pools"] = [list(p) for p in self.pools]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CTCConfig:
-        data = dict(data)
-        data["filters"] = tuple(data.get("filters", cls.filters))
-        data["pools"] = tuple(tuple(p) for p in data.get("pools", cls.pools))
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
-    @classmethod
-    def for_image(cls, image_height: int, image_width: int, height: int = 32, **changes: Any) -> CTCConfig:
-        """A config whose input keeps the captcha's aspect ratio at ``height`` rows."""
-        width = max(32, int(round(height * image_width / image_height / 8)) * 8)
-        return cls(height=height, width=width, **changes)
 
 
 #: training precisions: "bfloat16" computes the layers in bfloat16 (Keras' mixed_bfloat16

@@ -128,8 +128,8 @@ def teacher_labels(options: TrainOptions, held_out: Sequence[Sample], pool: Sequ
 
     The threshold is measured on the held-out labels (see :func:`sure_threshold`);
     where no confidence reaches ``precision`` there, nothing is taken. Reading stops
-    after ``seconds``; images are read in a seeded random order so that a short
-    budget still takes a fair sample.
+    after ``seconds`` (the first 64 are read whatever the time); images are read in a
+    seeded random order so that a short budget still takes a fair sample.
     """
     from solver.prelabel import DdddocrReader
 
@@ -151,7 +151,7 @@ def teacher_labels(options: TrainOptions, held_out: Sequence[Sample], pool: Sequ
     guessed: list[Sample] = []
     read = 0
     for start in range(0, len(order), 64):
-        if time.monotonic() - began > seconds:
+        if start and time.monotonic() - began > seconds:
             break
         chunk = [pool[int(i)] for i in order[start:start + 64]]
         images = []
@@ -218,7 +218,8 @@ def read_with_warps(model_dir: Path, options: TrainOptions, paths: Sequence[Path
     """Read ``paths`` with ``model_dir`` as they are and under two random warps."""
     fmt = options.profile.format
     metadata = read_metadata(model_dir)
-    config = CTCConfig.from_dict(metadata.training["config"])
+    config = metadata.config
+    assert isinstance(config, CTCConfig)  # the recipes train CTC readers only
     inference = keras.models.load_model(model_dir / KERAS_FILE, safe_mode=True, compile=False)
     charset = Charset(fmt.charset, fmt.case_sensitive)
     indexed = [Sample(path, str(index)) for index, path in enumerate(paths)]

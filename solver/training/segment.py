@@ -17,14 +17,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from solver.archs.segment import ARCH, CROP_SIZE, SegmentConfig
 from solver.artifacts import ModelMetadata
 from solver.charset import Charset
-from solver.dataset import Sample
+from solver.dataset import LabelReport, Sample
 from solver.errors import SolverError, UsageError
 from solver.imaging import read_image
 from solver.segment import DEFAULT_CHARACTER_ASPECT, crop_characters, estimate_character_aspect, segment
-
-CROP_SIZE = 32
 
 
 def build_character_model(num_characters: int, size: int = CROP_SIZE) -> keras.Model:
@@ -132,12 +131,12 @@ def train_segment(options: Any, samples: list[Sample], report: Callable[[str], N
     accuracy = sequence_accuracy(model, validation_images, validation_labels, aspect, charset, fmt)
     report(f"validation sequence accuracy {accuracy:.2%} on {len(validation_labels)} captchas")
     metadata = ModelMetadata(
-        name=profile.name, pipeline="segment", charset=fmt.charset,
+        name=profile.name, arch=ARCH.name, charset=fmt.charset,
         case_sensitive=fmt.case_sensitive, blank_index=len(fmt.charset),
         input_height=CROP_SIZE, input_width=CROP_SIZE, input_channels=1,
         min_length=fmt.min_length, max_length=fmt.max_length,
-        normalisation="binary_crop", profile_fingerprint=profile.fingerprint(),
-        segmentation={"character_aspect": aspect, "crop_size": CROP_SIZE},
+        normalisation=ARCH.normalisation, profile_fingerprint=profile.fingerprint(),
+        arch_config=SegmentConfig(character_aspect=aspect, crop_size=CROP_SIZE).to_dict(),
         training={"real": real_count, "synthetic": len(images) - real_count,
                   "crops": int(len(x)), "segmentation": counts, "seed": options.seed,
                   "stopped_by": stopped_by, "seconds": round(time.monotonic() - started, 1),
@@ -162,3 +161,22 @@ def sequence_accuracy(model: keras.Model, images: Sequence[np.ndarray], labels: 
         probabilities = model.predict_on_batch(crop_characters(image, boxes, CROP_SIZE))
         right += charset.decode(np.argmax(probabilities, axis=-1)) == label
     return right / len(labels)
+
+
+def train_segment_model(options: Any, samples: list[Sample], label_report: LabelReport,
+                        out: Path, report: Callable[[str], None], started: float) -> Any:
+    """Train, export to ``out`` and return a ``TrainResult`` (the registry's trainer)."""
+    from dataclasses import replace
+
+    from solver.training.train import TrainResult, _duration, _export, _versions, label_summary
+
+    model, metadata, summary = train_segment(options, samples, report)
+    metadata = replace(metadata, versions=_versions(),
+                       training={**metadata.training, "labels_refused": label_report.refused_count,
+                                 **label_summary(samples)})
+    _export(model, out, metadata, options.quantize)
+    seconds = time.monotonic() - started
+    report(f"saved {out} (validation sequence accuracy {summary['best_accuracy']:.2%}, "
+           f"{_duration(seconds)}; stopped by {summary['stopped_by']})")
+    return TrainResult(out, summary["best_accuracy"], 0, seconds, summary["stopped_by"],
+                       label_report, [])

@@ -15,8 +15,6 @@ from the last finished epoch.
 
 from __future__ import annotations
 
-import dataclasses
-
 import json
 import logging
 import os
@@ -33,22 +31,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402  (TensorFlow's log level must be set before it loads)
 import numpy as np  # noqa: E402
 
+from solver.archs import get_arch  # noqa: E402
 from solver.artifacts import KERAS_FILE, LITE_FILE, ModelMetadata, write_metadata  # noqa: E402
-from solver.charset import Charset  # noqa: E402
-from solver.dataset import LabelReport, Sample, check_labels, read_labelled_folder, split_samples  # noqa: E402
-from solver.errors import SolverError, UsageError  # noqa: E402
+from solver.dataset import LabelReport, Sample, check_labels, read_labelled_folder  # noqa: E402
+from solver.errors import UsageError  # noqa: E402
 from solver.profiles import SiteProfile  # noqa: E402
-from solver.training.data import MixedBatches, as_model_input, load_samples, typical_size  # noqa: E402
-from solver.training.models import (  # noqa: E402
-    CTCConfig, CTCLoss, build_ctc_model, export_lite, float32_copy)
-from solver.training.synth import ImageSet, draw_lookalikes, parse_emphasis  # noqa: E402
+from solver.training.models import export_lite  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoint"
-STATE_FILE = "state.json"
-LAST_MODEL = "last.keras"
-BEST_WEIGHTS = "best.weights.h5"
 
 
 @dataclass
@@ -149,121 +141,6 @@ def label_summary(samples: list[Sample]) -> dict[str, int]:
     return {"real_labels": len(samples) - pseudo, "pseudo_labels": pseudo}
 
 
-class _Progress(keras.callbacks.Callback):
-    """Per-epoch validation accuracy, best-model keeping, early stopping, time budget, progress."""
-
-    def __init__(self, inference: keras.Model, validation: ImageSet, charset: Charset,
-                 checkpoint: Path, state: dict[str, Any], options: TrainOptions,
-                 report: Callable[[str], None], images_per_epoch: int,
-                 started: float | None = None) -> None:
-        super().__init__()
-        self.inference = inference
-        self.validation_x = as_model_input(validation.images)
-        self.validation_labels = validation.labels
-        self.charset = charset
-        self.checkpoint = checkpoint
-        self.state = state
-        self.options = options
-        self.report = report
-        self.images_per_epoch = images_per_epoch
-        self.started = time.monotonic()  # the first epoch's start
-        self.run_started = started if started is not None else self.started  # the budget's start
-        self.epoch_started = self.started
-        self.stopped_by = "epochs"
-
-    def accuracy(self) -> float:
-        if not self.validation_labels:
-            return 0.0
-        readings = []
-        for start in range(0, len(self.validation_x), 256):
-            probabilities = keras.ops.convert_to_numpy(self.inference(self.validation_x[start:start + 256],
-                                                      training=False))
-            readings.extend(text for text, _ in self.charset.decode_ctc_batch(probabilities))
-        return float(np.mean([r == t for r, t in zip(readings, self.validation_labels)]))
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.epoch_started = time.monotonic()
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = logs or {}
-        seconds = time.monotonic() - self.epoch_started
-        accuracy = self.accuracy()
-        logs["val_sequence_accuracy"] = accuracy
-        best = self.state.get("best_accuracy", -1.0)
-        # a tie counts: the later epoch has seen more data at a lower learning rate, and a
-        # small validation set that reads everything right must not stop training early
-        improved = accuracy >= best
-        if improved:
-            self.state["best_accuracy"] = accuracy
-            self.state["best_epoch"] = epoch + 1
-            self.model.save_weights(self.checkpoint / BEST_WEIGHTS)
-        self.state["epoch"] = epoch + 1
-        self.state.setdefault("history", []).append({
-            "epoch": epoch + 1, "loss": float(logs.get("loss", float("nan"))),
-            "val_sequence_accuracy": accuracy, "seconds": round(seconds, 2),
-            "images_per_second": round(self.images_per_epoch / max(seconds, 1e-9), 1)})
-        self.model.save(self.checkpoint / LAST_MODEL)
-        _write_json(self.checkpoint / STATE_FILE, self.state)
-        now = time.monotonic()
-        elapsed, spent = now - self.started, now - self.run_started
-        done = epoch + 1 - self.state.get("first_epoch", 0)
-        remaining = self.options.epochs - (epoch + 1)
-        eta = elapsed / max(done, 1) * remaining
-        if self.options.time_budget_s is not None:  # the budget ends the run first
-            eta = min(eta, max(0.0, self.options.time_budget_s - spent))
-        checked = ("no validation" if not self.validation_labels else
-                   f"validation {accuracy:.2%} (best {self.state['best_accuracy']:.2%} at epoch "
-                   f"{self.state['best_epoch']})")
-        self.report(
-            f"epoch {epoch + 1}/{self.options.epochs}: loss {logs.get('loss', float('nan')):.3f}, "
-            f"{checked}, {self.images_per_epoch / max(seconds, 1e-9):.0f} images/s, "
-            f"ETA {_duration(eta)}")
-        if epoch + 1 - self.state["best_epoch"] >= self.options.patience:
-            self.stopped_by = "early stopping"
-            self.model.stop_training = True
-        budget = self.options.time_budget_s
-        if budget is not None and spent + elapsed / max(done, 1) > budget:
-            self.stopped_by = "time budget"
-            self.model.stop_training = True
-        if accuracy >= 1.0 and len(self.validation_labels) >= 200:
-            self.stopped_by = "early stopping"  # nothing left to learn on this validation set
-            self.model.stop_training = True
-
-
-class _Annealing(keras.callbacks.Callback):
-    """Warm-up, then cosine decay of the learning rate over the run's progress.
-
-    Progress is whichever is further along: the steps of all epochs, or the
-    time budget. A run cut short by its budget still ends at a low learning
-    rate, where the best epochs are.
-    """
-
-    def __init__(self, peak: float, total_steps: int, budget_s: float | None,
-                 done_steps: int = 0, warmup: float = 0.05, floor: float = 0.02) -> None:
-        super().__init__()
-        self.peak, self.total_steps, self.budget_s = peak, max(1, total_steps), budget_s
-        self.step, self.warmup, self.floor = done_steps, warmup, floor
-        self.started = time.monotonic()
-        # ``budget_s`` is what is left of the run's budget when fitting starts
-
-    def progress(self) -> float:
-        by_steps = self.step / self.total_steps
-        by_time = (time.monotonic() - self.started) / self.budget_s if self.budget_s else 0.0
-        return min(1.0, max(by_steps, by_time))
-
-    def rate(self) -> float:
-        progress = self.progress()
-        if progress < self.warmup:
-            return self.peak * max(progress / self.warmup, 0.01)
-        cosine = 0.5 * (1 + np.cos(np.pi * (progress - self.warmup) / (1 - self.warmup)))
-        return self.peak * (self.floor + (1 - self.floor) * cosine)
-
-    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if batch % 10 == 0:  # often enough for a smooth curve, cheap enough not to matter
-            self.model.optimizer.learning_rate.assign(self.rate())
-        self.step += 1
-
-
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
@@ -287,12 +164,10 @@ def _versions() -> dict[str, str]:
 def train(options: TrainOptions, report: Callable[[str], None] = print) -> TrainResult:
     """Train, keep the best epoch, export ``models/NAME/`` and return what happened."""
     profile = options.profile
-    pipeline = options.pipeline or profile.model.pipeline
+    arch = get_arch(options.pipeline or profile.model.pipeline)
     out = Path(options.out or Path("models") / profile.name)
     checkpoint = out / CHECKPOINT_DIR
     checkpoint.mkdir(parents=True, exist_ok=True)
-    charset = Charset(profile.format.charset, profile.format.case_sensitive)
-    fmt = profile.format
     keras.utils.set_random_seed(options.seed)
     random.seed(options.seed)
     started = time.monotonic()
@@ -306,170 +181,11 @@ def train(options: TrainOptions, report: Callable[[str], None] = print) -> Train
             report(line)
         labels = label_summary(samples)
         if labels["pseudo_labels"]:
-            report(f"labels: {labels['real_labels']} real, {labels['pseudo_labels']} pseudo"
-                   + (" (pseudo-labels train only; validation uses real labels)"
-                      if pipeline == "ctc" else ""))
+            report(f"labels: {labels['real_labels']} real, {labels['pseudo_labels']} pseudo")
     if not samples and options.synthetic <= 0:
         raise UsageError("nothing to train on: no usable labelled images and --synthetic 0 "
                          "(give --data folders, or allow look-alikes)")
-    if pipeline == "segment":
-        return _train_segment(options, samples, label_report, out, report, started)
-
-    state: dict[str, Any] = {}
-    if options.resume:
-        state_path = checkpoint / STATE_FILE
-        if not state_path.is_file():
-            raise UsageError(f"{checkpoint}: nothing to resume (no {STATE_FILE}; train without --resume)")
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-        config = CTCConfig.from_dict(state["config"])
-    elif options.start_from is not None:
-        config = CTCConfig.from_dict(_read_config(options.start_from))
-        size = typical_size(samples)
-        if size:  # every layer is convolutional: the weights fit any input width
-            fitted = CTCConfig.for_image(*size, height=config.height).width
-            config = dataclasses.replace(config, width=fitted)
-    elif options.config is not None:
-        config = options.config
-    else:
-        size = typical_size(samples) or (profile.synthetic.height, profile.synthetic.width)
-        config = CTCConfig.for_image(*size, height=options.input_height)
-    state["config"] = config.to_dict()
-    if config.time_steps < 2 * fmt.max_length + 1:
-        raise UsageError(f"the model's {config.time_steps} time steps are too few for "
-                         f"{fmt.max_length} characters (use a wider input)")
-
-    real_labelled = [sample for sample in samples if not sample.pseudo]
-    if options.validation_samples is not None:
-        train_samples, validation_samples = real_labelled, list(options.validation_samples)
-    else:
-        train_samples, validation_samples = (split_samples(real_labelled, options.validation_fraction,
-                                                           options.seed)
-                                             if len(real_labelled) >= 20 else (real_labelled, []))
-    train_samples += [sample for sample in samples if sample.pseudo]  # a guess never validates
-    real, load_report = load_samples(train_samples, config.height, config.width)
-    validation, _ = load_samples(validation_samples, config.height, config.width)
-    for problem in load_report.unreadable[:5]:
-        report(f"  unreadable: {problem}")
-    report(f"real images: {len(real)} for training, {len(validation)} for validation")
-
-    synthetic = ImageSet(np.empty((0, config.height, config.width), np.uint8), [])
-    if options.synthetic > 0:
-        drawn_at = time.monotonic()
-        emphasis = parse_emphasis(options.emphasis, profile.format.charset)
-        if emphasis:
-            report(f"look-alikes emphasise {''.join(emphasis)} x{next(iter(emphasis.values())):g}")
-        synthetic = draw_lookalikes(profile, options.synthetic, config.height, config.width,
-                                    seed=options.seed * 1000 + len(state.get("history", [])),
-                                    workers=options.workers, emphasis=emphasis)
-        report(f"look-alikes: {len(synthetic)} drawn in {time.monotonic() - drawn_at:.1f} s")
-    if not len(validation) and options.keep_last:
-        report("no validation: the last epoch is kept")
-    elif not len(validation):
-        validation = draw_lookalikes(profile, options.validation_synthetic, config.height,
-                                     config.width, seed=options.seed * 1000 + 999_999,
-                                     workers=options.workers)
-        report(f"validation: {len(validation)} fresh look-alikes (no real images to hold out)")
-
-    batches = MixedBatches(real, synthetic, fmt.charset, fmt.max_length, options.batch_size,
-                           options.real_fraction if len(synthetic) else 1.0, options.seed,
-                           augment_synthetic=options.augment_lookalikes,
-                           min_batches=options.min_steps_per_epoch,
-                           max_batches=options.max_steps_per_epoch,
-                           invert_real=options.invert_real)
-    steps = len(batches) * options.epochs
-    if options.precision == "bfloat16" and not options.resume and not native_bfloat16():
-        report("bfloat16: this CPU has no native bfloat16 (AVX512-BF16 or AMX); "
-               "float32 is likely faster here")
-    strategy = choose_strategy()
-    with strategy.scope():
-        if options.resume:
-            model = keras.models.load_model(checkpoint / LAST_MODEL, safe_mode=True)
-            inference = keras.Model(model.inputs[0], keras.layers.Softmax(name="probabilities")(
-                model.outputs[0]), name="ctc_inference")
-        else:
-            model, inference = build_ctc_model(charset.num_classes, config, options.precision)
-            if options.start_from is not None:
-                copied = _load_weights(model, options.start_from)
-                report(f"fine-tuning from {options.start_from}: {copied} layers copied")
-            model.compile(optimizer=keras.optimizers.AdamW(options.learning_rate,
-                                                           weight_decay=1e-4),
-                          loss=CTCLoss(blank=charset.blank_index))
-    first_epoch = int(state.get("epoch", 0))
-    state["first_epoch"] = first_epoch
-    progress = _Progress(inference, validation, charset, checkpoint, state, options, report,
-                         images_per_epoch=len(batches) * options.batch_size, started=started)
-    report(f"training {config.time_steps}-step CTC model ({model.count_params():,} parameters) "
-           f"for up to {options.epochs} epochs of {len(batches)} batches"
-           + (f", from epoch {first_epoch + 1}" if first_epoch else ""))
-    left = (None if options.time_budget_s is None else
-            max(1.0, options.time_budget_s - (time.monotonic() - started)))
-    annealing = _Annealing(options.learning_rate, steps, left, done_steps=first_epoch * len(batches))
-    try:
-        model.fit(batches, epochs=options.epochs, initial_epoch=first_epoch,
-                  callbacks=[annealing, progress], verbose=0)
-    except KeyboardInterrupt:
-        progress.stopped_by = "interrupted"
-        report("interrupted: keeping the best model so far")
-    if not (checkpoint / BEST_WEIGHTS).is_file():
-        raise SolverError("training stopped before the first epoch finished; nothing to save "
-                          "(let it run at least one epoch)")
-    model.load_weights(checkpoint / BEST_WEIGHTS)
-    precision = "bfloat16" if any(layer.dtype_policy.name == "mixed_bfloat16"
-                                  for layer in model.layers) else "float32"
-    if precision != "float32":  # saved and exported in float32: readers need no mixed policy
-        inference = float32_copy(model, charset.num_classes, config)
-
-    metadata = ModelMetadata(
-        name=profile.name, pipeline="ctc", charset=fmt.charset,
-        case_sensitive=fmt.case_sensitive, blank_index=charset.blank_index,
-        input_height=config.height, input_width=config.width, input_channels=1,
-        min_length=fmt.min_length, max_length=fmt.max_length,
-        profile_fingerprint=profile.fingerprint(),
-        training={"real_train": len(real), "real_validation": len(validation_samples),
-                  "synthetic": len(synthetic), "emphasis": options.emphasis or "",
-                  "augment_lookalikes": options.augment_lookalikes,
-                  **({"invert_real": options.invert_real} if options.invert_real else {}),
-                  "real_fraction": options.real_fraction,
-                  "labels_refused": label_report.refused_count, **label_summary(samples),
-                  "pseudo_labels_left_out": label_report.pseudo_left_out,
-                  "data": [str(path) for path in options.data], "seed": options.seed,
-                  "epochs": state.get("epoch", 0), "best_epoch": state.get("best_epoch"),
-                  "stopped_by": progress.stopped_by, "config": config.to_dict(),
-                  "quantized": options.quantize, "precision": precision,
-                  "seconds": round(time.monotonic() - started, 1),
-                  **({"recipe": options.recipe} if options.recipe else {})},
-        metrics={"validation_sequence_accuracy": None if options.keep_last else state.get("best_accuracy"),
-                 "validation_images": len(validation),
-                 "validation_source": ("none" if options.keep_last and not len(validation) else
-                                       "real" if validation_samples else "synthetic")},
-        versions=_versions(),
-    )
-    _export(inference, out, metadata, options.quantize, lite=options.export_lite)
-    _write_json(out / "history.json", {"history": state.get("history", [])})
-    seconds = time.monotonic() - started
-    checked = ("no validation, last epoch kept" if options.keep_last and not len(validation) else
-               f"validation sequence accuracy {state.get('best_accuracy', 0):.2%}")
-    report(f"saved {out} ({checked}, {_duration(seconds)}; stopped by {progress.stopped_by})")
-    return TrainResult(out, float(state.get("best_accuracy", 0.0)), int(state.get("epoch", 0)),
-                       seconds, progress.stopped_by, label_report, state.get("history", []))
-
-
-def _train_segment(options: TrainOptions, samples: list[Sample], label_report: LabelReport,
-                   out: Path, report: Callable[[str], None], started: float) -> TrainResult:
-    from dataclasses import replace
-
-    from solver.training.segment import train_segment
-
-    model, metadata, summary = train_segment(options, samples, report)
-    metadata = replace(metadata, versions=_versions(),
-                       training={**metadata.training, "labels_refused": label_report.refused_count,
-                                 **label_summary(samples)})
-    _export(model, out, metadata, options.quantize)
-    seconds = time.monotonic() - started
-    report(f"saved {out} (validation sequence accuracy {summary['best_accuracy']:.2%}, "
-           f"{_duration(seconds)}; stopped by {summary['stopped_by']})")
-    return TrainResult(out, summary["best_accuracy"], 0, seconds, summary["stopped_by"],
-                       label_report, [])
+    return arch.load_trainer()(options, samples, label_report, out, report, started)  # type: ignore[no-any-return]
 
 
 def _export(inference: keras.Model, out: Path, metadata: ModelMetadata, quantize: bool,
@@ -485,27 +201,3 @@ def _export(inference: keras.Model, out: Path, metadata: ModelMetadata, quantize
     write_metadata(out, metadata)
 
 
-def _read_config(model_dir: Path) -> dict[str, Any]:
-    from solver.artifacts import read_metadata
-
-    config = read_metadata(model_dir).training.get("config")
-    if not config:
-        raise UsageError(f"{model_dir}: its metadata has no model config; cannot fine-tune from it")
-    return config
-
-
-def _load_weights(model: keras.Model, model_dir: Path) -> int:
-    """Fine-tune: copy every layer whose shape fits from another model (the output
-    layer differs when the charset does, and is then learnt afresh)."""
-    source = keras.models.load_model(model_dir / KERAS_FILE, safe_mode=True, compile=False)
-    copied = 0
-    for layer in model.layers:
-        try:
-            other = source.get_layer(layer.name)
-        except ValueError:
-            continue
-        weights = other.get_weights()
-        if [w.shape for w in weights] == [w.shape for w in layer.get_weights()] and weights:
-            layer.set_weights(weights)
-            copied += 1
-    return copied

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from solver.artifacts import ModelError, ModelMetadata, read_metadata, write_metadata
+from solver.artifacts import ModelError, ModelMetadata, find_model, read_metadata, write_metadata
 from solver.charset import Charset
 from solver.drawing import CaptchaDrawer
 from solver.imaging import decode_image
@@ -44,7 +44,7 @@ def profile(charset: str = CHARSET, length: list[int] | None = None):  # type: i
 
 
 def metadata(**changes: object) -> ModelMetadata:
-    base = {"name": "digits", "pipeline": "ctc", "charset": CHARSET, "case_sensitive": True,
+    base = {"name": "digits", "arch": "ctc", "charset": CHARSET, "case_sensitive": True,
             "blank_index": len(CHARSET), "input_height": HEIGHT, "input_width": WIDTH,
             "input_channels": 1, "min_length": 4, "max_length": 4,
             "profile_fingerprint": profile().fingerprint()}
@@ -91,7 +91,33 @@ def test_lite_model_reads_what_keras_reads(model_dir: Path, keras_model) -> None
 def test_metadata_round_trip(model_dir: Path) -> None:
     assert read_metadata(model_dir) == metadata()
     data = json.loads((model_dir / "metadata.json").read_text())
-    assert data["blank_index"] == 10 and data["format_version"] == 1
+    assert data["blank_index"] == 10 and data["format_version"] == 2 and data["arch"] == "ctc"
+
+
+def test_a_version_1_folder_reads_with_its_config_typed(tmp_path: Path) -> None:
+    """Version 1 named the arch ``pipeline`` and kept its config in ``training.config``
+    (ctc) or ``segmentation`` (segment); both read as version 2's ``arch_config``."""
+    from solver.archs import CTCConfig, SegmentConfig
+
+    shipped = read_metadata(find_model("general"))  # a version 1 file, as shipped
+    assert shipped.arch == "ctc" and isinstance(shipped.config, CTCConfig)
+    assert (shipped.config.height, shipped.config.width) == (shipped.input_height, shipped.input_width)
+    old = {"name": "digits", "pipeline": "segment", "charset": CHARSET, "case_sensitive": True,
+           "blank_index": 10, "input_height": 32, "input_width": 32, "input_channels": 1,
+           "min_length": 4, "max_length": 4, "normalisation": "binary_crop", "format_version": 1,
+           "segmentation": {"character_aspect": 0.55, "crop_size": 32}}
+    (tmp_path / "metadata.json").write_text(json.dumps(old))
+    metadata = read_metadata(tmp_path)
+    assert metadata.arch == "segment" and metadata.config == SegmentConfig(0.55, 32)
+
+
+def test_an_unknown_arch_or_a_wrong_config_is_refused_with_the_fix(tmp_path: Path) -> None:
+    write_metadata(tmp_path, metadata(arch="vit"))
+    with pytest.raises(ModelError, match=r"arch 'vit' is not one of ctc, segment.*retrain"):
+        read_metadata(tmp_path)
+    write_metadata(tmp_path, metadata(arch_config={"filters": [32], "pools": 3}))
+    with pytest.raises(ModelError, match=r"arch_config .* is not a ctc config"):
+        read_metadata(tmp_path)
 
 
 def test_model_that_does_not_fit_the_profile_is_refused(model_dir: Path) -> None:

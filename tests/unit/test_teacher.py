@@ -81,6 +81,6 @@ def test_the_choice_tries_ddddocr_where_there_are_unlabelled_images(profile: Sit
                plan=RecipePlan(candidate_share=0.3, round_share=0.2, final_share=0.1))
     recipe = json.loads((tmp_path / "model" / "metadata.json").read_text())["training"]["recipe"]
     tried = {attempt["name"]: attempt for attempt in recipe["tried"]}
-    assert "ddddocr" in tried, lines
+    assert "ddddocr" in tried, "\n".join(lines)
     assert tried["ddddocr"]["note"].endswith("pseudo-labels")
     assert any(line.startswith("  [ddddocr] ddddocr reads ") for line in lines)

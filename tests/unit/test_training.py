@@ -154,8 +154,8 @@ def test_segment_pipeline_trains_and_reads(profile_path: Path, tmp_path: Path) -
                        out=out, seed=2), report=lines.append)
     assert any(line.startswith("segmentation: ") and "kept after forcing" in line for line in lines)
     metadata = json.loads((out / "metadata.json").read_text())
-    assert metadata["pipeline"] == "segment" and metadata["normalisation"] == "binary_crop"
-    assert 0.2 <= metadata["segmentation"]["character_aspect"] <= 2.0
+    assert metadata["arch"] == "segment" and metadata["normalisation"] == "binary_crop"
+    assert 0.2 <= metadata["arch_config"]["character_aspect"] <= 2.0
     assert 0.0 <= metadata["metrics"]["segmentation_kept_rate"] <= 1.0
     recognizer = Recognizer(out, load_profile(profile_path))
     accuracy, readings = accuracy_on(recognizer, labelled_folder(tmp_path / "fresh", profile_path, 60))
