@@ -60,6 +60,7 @@ class Recognizer:
         if profile is not None:
             check_fits_profile(self.metadata, profile, self.model_dir)
         self.arch: Arch = get_arch(self.metadata.arch)
+        self.config = self.metadata.config  # typed once, not per image
         self.charset = Charset(self.metadata.charset, self.metadata.case_sensitive)
         self._lock = threading.Lock()
         self._interpreter = self._load(num_threads)

@@ -31,8 +31,8 @@ def _read_one(recognizer: Recognizer, image: Any) -> tuple[str, float]:
 
     if isinstance(image, (bytes, bytearray, memoryview)):
         image = decode_image(bytes(image))
-    config = recognizer.metadata.config
-    assert isinstance(config, SegmentConfig)
+    config = recognizer.config
+    assert isinstance(config, SegmentConfig)  # the registry pairs this decode with its config
     boxes = segment(image, expected=(recognizer.metadata.min_length, recognizer.metadata.max_length),
                     character_aspect=float(config.character_aspect))
     if not boxes:
