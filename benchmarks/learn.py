@@ -102,6 +102,8 @@ def learn_style(style: str, args: argparse.Namespace, work: Path,
                    str(models), "--time-budget", str(args.budget), "--rate", str(args.rate),
                    "--per-round", str(args.per_round), "--round-minutes", str(args.round_minutes),
                    "--target", str(args.target), "--start", args.start]
+        if args.read_on_minutes is not None:
+            command += ["--read-on-minutes", str(args.read_on_minutes)]
         print(f"{style}: {' '.join(command[2:])}", flush=True)
         code, seconds = run(command, work / "learn.log")
     state = json.loads((data / "learn" / "state.json").read_text(encoding="utf-8"))
@@ -154,6 +156,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=5, help="submissions a second")
     parser.add_argument("--per-round", type=int, default=200)
     parser.add_argument("--round-minutes", type=float, default=5)
+    parser.add_argument("--read-on-minutes", type=float,
+                        help="solver learn --read-on-minutes (default: its own)")
     parser.add_argument("--target", type=float, default=0.95)
     parser.add_argument("--start", default="auto", help="solver learn --start")
     parser.add_argument("--hand-labels", type=int, default=500)

@@ -6,7 +6,11 @@ rounds of
 
 1. **collect with confirmation**: ``per_round`` fresh captchas are read by the
    current reader and each reading that fits the profile is submitted, at most
-   ``rate`` submissions a second. An accepted reading is stored in the dataset
+   ``rate`` submissions a second. A round that reads fewer of them right than
+   ``target`` **reads on** for ``read_on_s`` (default: as long as a training
+   may take), since a verified label costs a submission and a training minutes:
+   the decision is taken once, at ``per_round``, so the round's rate is not
+   cut where chance lifts it. An accepted reading is stored in the dataset
    as a verified label (``source`` ``site``); a refused one is stored
    unlabelled, and the reading it was refused for is kept in the run's log as
    a known-wrong label; a reading that does not fit the profile is not
@@ -104,6 +108,8 @@ class LearnOptions:
     time_budget_s: float | None = 30 * 60  # the whole run, every session counted
     rate: float = 1.0  # submissions per second, at most
     round_train_s: float = 5 * 60  # the most one training may take
+    # a round below the target reads on past per_round for this long (None: round_train_s; 0: never)
+    read_on_s: float | None = None
     min_train_s: float = 45.0  # a training shorter than this is not worth starting
     start: str = "auto"  # auto | site | ddddocr | general | a model folder
     min_labels: int = 30  # the recipe choice needs this many labels
@@ -127,10 +133,18 @@ class LearnOptions:
             raise UsageError(f"--label-budget {self.label_budget}: allow at least 1 submission")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise UsageError("--time-budget: give a positive number of minutes")
+        if self.read_on_s is not None and self.read_on_s < 0:
+            raise UsageError("--read-on-minutes: give 0 (each round reads --per-round captchas) "
+                             "or a positive number of minutes")
 
     @property
     def interval_s(self) -> float:
         return 1.0 / self.rate
+
+    @property
+    def reading_on_s(self) -> float:
+        """How long a round below the target reads on past ``per_round``."""
+        return self.round_train_s if self.read_on_s is None else self.read_on_s
 
 
 # ---------------------------------------------------------------------------------- the log
@@ -286,6 +300,25 @@ def next_action(state: LearnState, options: LearnOptions, labels: int, submitted
     return "train", f"round {state.round}: train on {labels} labels"
 
 
+def reads_on(counts: RoundCounts, options: LearnOptions) -> bool:
+    """Whether a round that has read its ``per_round`` captchas reads on for more labels.
+
+    It does while its rate is below the target (more verified labels are what it lacks)
+    but not so low that the reader is reading next to nothing (a starter giving way).
+    """
+    return (options.reading_on_s > 0 and counts.shown >= options.per_round
+            and STARTER_MIN_RATE <= counts.rate < options.target)
+
+
+def read_on_until(options: LearnOptions, now: float, budget_end: float | None) -> float:
+    """When a round that reads on stops (monotonic): ``reading_on_s`` from ``now``, and
+    early enough that a full training and a round to measure it still fit the time budget."""
+    until = now + options.reading_on_s
+    if budget_end is not None:
+        until = min(until, budget_end - options.round_train_s - collect_estimate_s(options))
+    return until
+
+
 def collect_estimate_s(options: LearnOptions) -> float:
     """About how long a round of collection takes: the rate limit, and a page's own time."""
     return options.per_round * max(options.interval_s, 0.25)
@@ -392,6 +425,7 @@ class _Round:
     count: int  # captchas still to read
     deadline: float | None  # monotonic time at which the time budget ends
     submissions_left: int | None
+    read_on_until: float | None = None  # set when the round reads on past its count
 
 
 async def _read_round(profile: SiteProfile, store: DatasetStore, reader: Reader[TextReading],
@@ -415,7 +449,23 @@ async def _read_round(profile: SiteProfile, store: DatasetStore, reader: Reader[
             guard = LockoutGuard(page)
             recorder = ResponseRecorder(page)
             shown, tried = None, None
-            for _ in range(work.count):
+            read = 0
+            while True:
+                if read >= work.count:
+                    if read == work.count:  # decided once, at per_round (see the module's doc)
+                        so_far = RoundCounts.of(log.of_round(work.number))
+                        budget_left = work.submissions_left is None or work.submissions_left > 0
+                        if budget_left and reads_on(so_far, options):
+                            work.read_on_until = read_on_until(options, time.monotonic(),
+                                                               work.deadline)
+                            minutes = max(0.0, work.read_on_until - time.monotonic()) / 60
+                            if minutes > 0:
+                                report(f"round {work.number}: {so_far.rate:.1%} of "
+                                       f"{so_far.shown} read right, below the target: reading "
+                                       f"on for {minutes:.1f} min, for more labels")
+                    if work.read_on_until is None or time.monotonic() >= work.read_on_until:
+                        return ""
+                read += 1
                 if work.deadline is not None and time.monotonic() >= work.deadline:
                     return time_budget_spent(options)
                 if work.submissions_left is not None and work.submissions_left <= 0:
@@ -468,7 +518,6 @@ async def _read_round(profile: SiteProfile, store: DatasetStore, reader: Reader[
                         "stopped at once; check the page, and the profile's form section")
                 if profile.form.success_url and outcome == "accepted":
                     shown, tried = None, None  # the site went elsewhere: start again
-            return ""
         finally:
             await browser.close()
 

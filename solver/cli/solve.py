@@ -129,7 +129,9 @@ def cmd_learn(args: argparse.Namespace) -> int:
         data=Path(args.data) if args.data else None, models_dir=models_dir(args),
         target=args.target, per_round=args.per_round, label_budget=args.label_budget,
         time_budget_s=args.time_budget * 60 if args.time_budget else None, rate=args.rate,
-        round_train_s=args.round_minutes * 60, start=args.start, restart=args.restart,
+        round_train_s=args.round_minutes * 60,
+        read_on_s=None if args.read_on_minutes is None else args.read_on_minutes * 60,
+        start=args.start, restart=args.restart,
         timeout_ms=args.timeout * 1000, headed=args.headed, connect=args.connect, seed=args.seed)
     summary = learn(profile, options, report=report_line)
     for line in summary.lines():
@@ -233,6 +235,10 @@ def add_verbs(verbs: Verbs, parents: Parents) -> None:
                           help="the most submissions a second (default 1)")
     learning.add_argument("--round-minutes", type=float, default=5, metavar="MIN",
                           help="the most minutes one round's training takes (default 5)")
+    learning.add_argument("--read-on-minutes", type=float, metavar="MIN",
+                          help="a round that reads fewer than --target right reads on past "
+                          "--per-round for this long, for more labels (default: --round-minutes; "
+                          "0: every round reads --per-round captchas)")
     learning.add_argument("--start", default="auto", metavar="SPEC",
                           help="what reads the first round: auto (the site's model, else the "
                           "dataset's labels, else ddddocr, else general), site, ddddocr, general "

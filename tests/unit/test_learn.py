@@ -12,7 +12,7 @@ import pytest
 from solver.demo_site import CaptchaSite, SiteServer
 from solver.errors import UsageError
 from solver.learn import (CaptchaLog, LearnOptions, LearnState, RateLimiter, RoundCounts,
-                          after_collection, next_action, train_budget_s)
+                          after_collection, next_action, read_on_until, reads_on, train_budget_s)
 
 
 def counts(accepted: int, refused: int = 0, not_submitted: int = 0) -> RoundCounts:
@@ -61,6 +61,21 @@ def test_a_round_that_reaches_the_target_ends_the_run_else_it_trains() -> None:
     short = LearnState(site="s", reader="site")  # a round cut short never claims the target
     after_collection(short, counts(10), OPTIONS, labels=400)
     assert short.phase == "train"
+
+
+def test_a_round_below_the_target_reads_on_for_labels_but_not_a_reader_that_reads_nothing() -> None:
+    assert reads_on(counts(60, 40), OPTIONS)  # 60%: more verified labels are what it lacks
+    assert not reads_on(counts(96, 4), OPTIONS)  # at the target: the round measures, no more
+    assert not reads_on(counts(1, 99), OPTIONS)  # 1%: the reader gives way instead
+    assert not reads_on(counts(30, 20), OPTIONS)  # 50 of 100: the round has not read its share
+    assert not reads_on(counts(60, 40), LearnOptions(per_round=100, read_on_s=0))
+    # as long as a training by default, and never into the time a training and a measure need
+    options = LearnOptions(per_round=100, rate=1.0, round_train_s=300)
+    assert options.reading_on_s == 300
+    assert read_on_until(options, now=1000.0, budget_end=None) == 1300.0
+    assert read_on_until(options, now=1000.0, budget_end=2000.0) == 1300.0
+    assert read_on_until(options, now=1000.0, budget_end=1500.0) == pytest.approx(1100.0)
+    assert read_on_until(options, now=1000.0, budget_end=1300.0) < 1000.0  # none at all
 
 
 def test_a_starter_that_reads_well_neither_ends_the_run_nor_gives_way_to_a_weaker_model() -> None:
@@ -135,6 +150,7 @@ def test_the_rate_limit_spaces_submissions() -> None:
     (LearnOptions(rate=0), "--rate 0: give 0.01 to 50 submissions a second"),
     (LearnOptions(per_round=0), "--per-round 0: read at least 1 captcha a round"),
     (LearnOptions(label_budget=0), "--label-budget 0: allow at least 1 submission"),
+    (LearnOptions(read_on_s=-1), "--read-on-minutes: give 0"),
 ])
 def test_options_are_checked_with_the_fix(options: LearnOptions, message: str) -> None:
     with pytest.raises(UsageError, match=message.replace("(", r"\(")):
