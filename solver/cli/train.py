@@ -190,8 +190,7 @@ def _eval_curve(args: argparse.Namespace) -> int:
     out = Path(args.report or Path("reports") / f"{profile.name}-curve")
     options = CurveOptions(sizes=parse_sizes(args.curve), test_fraction=args.test_fraction,
                            seed=args.seed, synthetic=args.synthetic,
-                           start_from=Path(args.start_from) if args.start_from else None,
-                           steps=args.steps, emphasis=None)
+                           start_from=_start_model(args), steps=args.steps, emphasis=None)
     points = learning_curve(profile, labels.kept, options, out, report=report_line)
     print(curve_table(points))
     plot = plot_curve({"this run": points}, out / "curve.png",
@@ -289,7 +288,8 @@ def add_verbs(verbs: Verbs, parents: Parents) -> None:
     evaluation.add_argument("--synthetic", type=int, default=0, metavar="N",
                             help="with --curve: look-alikes mixed in at every point (default 0)")
     evaluation.add_argument("--from", dest="start_from", metavar="MODEL_DIR",
-                            help="with --curve: fine-tune every point from this model (transfer)")
+                            help="with --curve: fine-tune every point from this model folder, "
+                            "or a model's name (general: the shipped general model)")
     evaluation.add_argument("--steps", type=int, default=1500,
                             help="with --curve: optimiser steps per point (default 1500)")
     evaluation.set_defaults(func=cmd_eval)

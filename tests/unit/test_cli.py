@@ -303,3 +303,7 @@ def test_train_from_a_bare_name_finds_the_model_like_any_other(tmp_path: Path,
     (tmp_path / "models" / "general" / "metadata.json").write_text("{}")
     assert start("--from", "general") == Path("models") / "general"  # the local one shadows it
     assert start() is None
+    # eval --curve --from takes a name the same way
+    curve = build_parser().parse_args(["eval", "--site", "example", "--data", ".", "--curve",
+                                       "50", "--from", "general"])
+    assert _start_model(curve) == Path("models") / "general"
