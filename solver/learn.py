@@ -314,8 +314,8 @@ def read_on_until(options: LearnOptions, now: float, budget_end: float | None) -
     """When a round that reads on stops (monotonic): ``reading_on_s`` from ``now``, and
     early enough that a full training and a round to measure it still fit the time budget."""
     until = now + options.reading_on_s
-    if budget_end is not None:
-        until = min(until, budget_end - options.round_train_s - collect_estimate_s(options))
+    if budget_end is not None:  # with a margin: a page's time varies, a training overruns a little
+        until = min(until, budget_end - options.round_train_s - 1.5 * collect_estimate_s(options))
     return until
 
 

@@ -74,7 +74,7 @@ def test_a_round_below_the_target_reads_on_for_labels_but_not_a_reader_that_read
     assert options.reading_on_s == 300
     assert read_on_until(options, now=1000.0, budget_end=None) == 1300.0
     assert read_on_until(options, now=1000.0, budget_end=2000.0) == 1300.0
-    assert read_on_until(options, now=1000.0, budget_end=1500.0) == pytest.approx(1100.0)
+    assert read_on_until(options, now=1000.0, budget_end=1500.0) == pytest.approx(1050.0)
     assert read_on_until(options, now=1000.0, budget_end=1300.0) < 1000.0  # none at all
 
 
