@@ -113,7 +113,8 @@ def learn_style(style: str, args: argparse.Namespace, work: Path,
     rounds = [{key: record.get(key) for key in ("round", "reader", "shown", "submitted",
                                                   "accepted", "rate", "labels", "training")}
               for record in state["rounds"]]
-    reached = next((r for r in rounds if r["rate"] >= args.target), None)
+    # the target is the site's own model's, as solver learn counts it: not a starting reader's
+    reached = next((r for r in rounds if r["reader"] == "site" and r["rate"] >= args.target), None)
     result = {
         "exit_status": code, "seconds": round(seconds, 1), "stopped": state.get("stopped"),
         "rounds": rounds, "submitted": submitted, "site_stats": dict(site.stats),
