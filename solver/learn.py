@@ -427,6 +427,24 @@ class _Round:
     submissions_left: int | None
     read_on_until: float | None = None  # set when the round reads on past its count
 
+    def wants_more(self, read: int, log: CaptchaLog, options: LearnOptions,
+                   report: Callable[[str], None]) -> bool:
+        """Whether the round reads another captcha after ``read`` of them: its count, then,
+        decided once at the count (see the module's doc), for as long as it reads on."""
+        if read < self.count:
+            return True
+        if read == self.count:
+            so_far = RoundCounts.of(log.of_round(self.number))
+            budget_left = self.submissions_left is None or self.submissions_left > 0
+            if budget_left and reads_on(so_far, options):
+                self.read_on_until = read_on_until(options, time.monotonic(), self.deadline)
+                minutes = (self.read_on_until - time.monotonic()) / 60
+                if minutes > 0:
+                    report(f"round {self.number}: {so_far.rate:.1%} of {so_far.shown} read "
+                           f"right, below the target: reading on for {minutes:.1f} min, for "
+                           "more labels")
+        return self.read_on_until is not None and time.monotonic() < self.read_on_until
+
 
 async def _read_round(profile: SiteProfile, store: DatasetStore, reader: Reader[TextReading],
                       log: CaptchaLog,
@@ -450,21 +468,7 @@ async def _read_round(profile: SiteProfile, store: DatasetStore, reader: Reader[
             recorder = ResponseRecorder(page)
             shown, tried = None, None
             read = 0
-            while True:
-                if read >= work.count:
-                    if read == work.count:  # decided once, at per_round (see the module's doc)
-                        so_far = RoundCounts.of(log.of_round(work.number))
-                        budget_left = work.submissions_left is None or work.submissions_left > 0
-                        if budget_left and reads_on(so_far, options):
-                            work.read_on_until = read_on_until(options, time.monotonic(),
-                                                               work.deadline)
-                            minutes = max(0.0, work.read_on_until - time.monotonic()) / 60
-                            if minutes > 0:
-                                report(f"round {work.number}: {so_far.rate:.1%} of "
-                                       f"{so_far.shown} read right, below the target: reading "
-                                       f"on for {minutes:.1f} min, for more labels")
-                    if work.read_on_until is None or time.monotonic() >= work.read_on_until:
-                        return ""
+            while work.wants_more(read, log, options, report):
                 read += 1
                 if work.deadline is not None and time.monotonic() >= work.deadline:
                     return time_budget_spent(options)
@@ -518,6 +522,7 @@ async def _read_round(profile: SiteProfile, store: DatasetStore, reader: Reader[
                         "stopped at once; check the page, and the profile's form section")
                 if profile.form.success_url and outcome == "accepted":
                     shown, tried = None, None  # the site went elsewhere: start again
+            return ""
         finally:
             await browser.close()
 
