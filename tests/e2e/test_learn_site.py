@@ -42,9 +42,29 @@ def hand_labels(store: DatasetStore, count: int) -> None:
         store.add(get_style("pair").image(text), text, source="hand")
 
 
+class Fitting:
+    """The real reader, its reading padded to the profile's form when it does not fit, so that
+    every captcha is submitted (a tiny model reads many at a wrong length, and then a round
+    could end before the label budget does, and there would be nothing to resume)."""
+
+    def __init__(self, reader: object) -> None:
+        self.reader, self.description = reader, getattr(reader, "description", "site")
+
+    def read(self, image: bytes) -> object:
+        reading = self.reader.read(image)  # type: ignore[attr-defined]
+        text = "".join(c for c in reading.text if c in "0123")[:2].ljust(2, "0")
+        return dataclasses.make_dataclass("Reading", ["text", "confidence"])(text,
+                                                                          reading.confidence)
+
+
 def test_rounds_run_verified_labels_land_and_an_interrupted_run_resumes(
-        site: LiveSite, tmp_path: Path) -> None:
+        monkeypatch: pytest.MonkeyPatch, site: LiveSite, tmp_path: Path) -> None:
+    import solver.learn
     from solver.training.recipes import RecipePlan
+
+    real_reader = solver.learn._open_reader
+    monkeypatch.setattr(solver.learn, "_open_reader",
+                        lambda *args: Fitting(real_reader(*args)))
 
     profile = site.profile("pair")
     data = tmp_path / "data"
