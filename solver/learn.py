@@ -57,7 +57,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -663,18 +663,29 @@ def choose_reader(reader: str, reader_rate: float | None, model_accuracy: float)
     return reader
 
 
+def verdicts_of(records: Sequence[dict[str, Any]]) -> list[tuple[float, bool]]:
+    """A round's readings as (confidence, right by the site's verdict); a reading that did not
+    fit the profile was wrong, an answer with no clear verdict tells nothing."""
+    return [(float(r["confidence"]), r.get("outcome") == "accepted") for r in records
+            if r.get("confidence") is not None
+            and r.get("outcome") in ("accepted", "refused", LOGGED_NOT_SUBMITTED)]
+
+
 def _train(profile: SiteProfile, store: DatasetStore, log: CaptchaLog, options: LearnOptions,
            budget_s: float, report: Callable[[str], None],
-           from_site_model: bool = True) -> dict[str, Any]:
-    """One training: the recipe choice on the dataset, refused readings kept out of the
-    pseudo-labels; from the site's model so far when ``from_site_model`` and there is one."""
+           from_site_model: bool = True, round_number: int | None = None) -> dict[str, Any]:
+    """One training, refused readings kept out of the pseudo-labels. From the site's model so
+    far when ``from_site_model`` and there is one: it trains on in one schedule, its
+    pseudo-labels' threshold set by its verdicts in round ``round_number``, which it read;
+    else the recipe choice on the dataset."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from solver.training.recipes import CANDIDATES, auto_train
     from solver.training.train import TrainOptions
 
     model_dir = options.models_dir / profile.name  # where training writes
     start = site_model(profile, options.models_dir) if from_site_model else None
-    if start is not None:
+    continuing = start is not None
+    if continuing:
         # the site's model so far is the start ("general" is the recipe that starts from a model)
         candidates: tuple[str, ...] = ("general",)
         report(f"  training from {start}, the model so far, for {budget_s / 60:.1f} min")
@@ -685,9 +696,11 @@ def _train(profile: SiteProfile, store: DatasetStore, log: CaptchaLog, options: 
     train_options = TrainOptions(profile, data=[store.root], out=model_dir, time_budget_s=budget_s,
                                  **{"seed": options.seed, **dict(options.training)})
     began = time.monotonic()
+    verdicts = verdicts_of(log.of_round(round_number)) if continuing and round_number else []
     result = auto_train(train_options, report=lambda line: report(f"    {line}"),
                         candidates=candidates, general=start,
-                        known_wrong=log.known_wrong(store.root),
+                        known_wrong=log.known_wrong(store.root), continuing=continuing,
+                        verdicts=verdicts,
                         **({"plan": options.plan} if options.plan is not None else {}))
     return {"held_out_accuracy": round(result.best_accuracy, 4),
             "seconds": round(time.monotonic() - began, 1)}
@@ -746,7 +759,7 @@ def learn(profile: SiteProfile, options: LearnOptions,
             if action == "train":
                 budget = train_budget_s(options, spent())
                 result = _train(profile, store, log, options, budget, report,
-                                from_site_model=state.reader == "site")
+                                from_site_model=state.reader == "site", round_number=state.round)
                 last = state.rounds[-1] if state.rounds and state.rounds[-1]["round"] == state.round \
                     else None
                 if last is not None:

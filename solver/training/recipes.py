@@ -253,16 +253,7 @@ def sure_threshold(readings: Readings, truths: Sequence[str], precision: float =
     pairs = sorted(((confidence, text == truth) for text, confidence, stable, truth
                     in zip(readings.texts, readings.confidences, readings.stable, truths)
                     if stable), reverse=True)
-    if len(pairs) < 10:
-        return fallback
-    threshold, right = fallback, 0
-    for count, (confidence, correct) in enumerate(pairs, start=1):
-        right += correct
-        if count >= 10 and right / count >= precision:
-            threshold = min(threshold, confidence)
-        elif count >= 10:
-            break
-    return max(threshold, 0.2)
+    return _precise_from(pairs, precision, fallback)
 
 
 def pseudo_labels(model_dir: Path, options: TrainOptions, paths: Sequence[Path],
@@ -282,15 +273,87 @@ def pseudo_labels(model_dir: Path, options: TrainOptions, paths: Sequence[Path],
             and text not in wrong.get(path.resolve(), ())]
 
 
+def verdict_threshold(verdicts: Sequence[tuple[float, bool]], precision: float = 0.98,
+                      fallback: float = 0.9) -> float:
+    """The lowest confidence at which a reader's readings of fresh captchas were ``precision``
+    right by the site's verdicts (``fallback`` where there are too few to tell).
+
+    Unlike the held-out labels, which are the captchas it read right, fresh captchas are
+    drawn as the site draws them, the hard ones included: the threshold they give holds
+    for the unlabelled images, most of which are the captchas it read wrong.
+    """
+    return _precise_from(sorted(verdicts, reverse=True), precision, fallback)
+
+
+def _precise_from(pairs: Sequence[tuple[float, bool]], precision: float, fallback: float) -> float:
+    """From (confidence, right) pairs sorted by confidence, highest first: the lowest
+    confidence down to which at least ``precision`` of them are right (at least 10 counted)."""
+    if len(pairs) < 10:
+        return fallback
+    threshold, right = fallback, 0
+    for count, (confidence, correct) in enumerate(pairs, start=1):
+        right += correct
+        if count >= 10 and right / count >= precision:
+            threshold = min(threshold, confidence)
+        elif count >= 10:
+            break
+    return max(threshold, 0.2)
+
+
+def _train_on(model_dir: Path, base: TrainOptions, held_out: Sequence[Sample],
+              pool: Sequence[Path], plan: RecipePlan,
+              known_wrong: Mapping[Path, Collection[str]] | None,
+              verdicts: Sequence[tuple[float, bool]], work: Path, seconds: float,
+              run: Callable[[str, TrainOptions], Attempt],
+              report: Callable[[str], None]) -> Attempt:
+    """The site's model so far trains on for ``seconds`` in one schedule: on the labels, and
+    on the unlabelled images it reads surely (see ``auto_train``'s ``continuing``)."""
+    guessed: list[Sample] = []
+    if len(pool) >= plan.min_unlabelled:
+        threshold = sure_threshold(
+            read_with_warps(model_dir, base, [s.path for s in held_out], base.seed),
+            [s.label for s in held_out], plan.pseudo_precision, plan.min_confidence)
+        by_held_out = threshold
+        if len(verdicts) >= 10:
+            threshold = max(threshold, verdict_threshold(verdicts, plan.pseudo_precision,
+                                                         plan.min_confidence))
+        guessed = pseudo_labels(model_dir, base, pool, threshold, base.seed + 1, known_wrong)
+        report(f"the model so far is sure of {len(guessed)} of {len(pool)} unlabelled images "
+               f"(confidence at least {threshold:.2f}: {plan.pseudo_precision:.0%} of its "
+               f"readings above it were right, of {len(verdicts)} fresh captchas by the site's "
+               f"verdicts; {by_held_out:.2f} by its held-out labels)"
+               + ("" if len(guessed) >= plan.min_unlabelled else "; too few to use"))
+        if len(guessed) < plan.min_unlabelled:
+            guessed = []
+    name = f"site+{'pseudo' if guessed else 'labels'}"
+    report(f"training on from the model so far for {seconds / 60:.1f} min, in one schedule")
+    student = dataclasses.replace(
+        recipe_options(base, "general", work / name, seconds, model_dir),
+        samples=list(base.samples or []) + guessed)
+    attempt = run(name, student)
+    if guessed:
+        attempt.note = f"{len(guessed)} pseudo-labels"
+    return attempt
+
+
 def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
                report: Callable[[str], None] = print, plan: RecipePlan | None = None,
                candidates: Sequence[str] = CANDIDATES, general: Path | None = GENERAL_MODEL,
-               known_wrong: Mapping[Path, Collection[str]] | None = None) -> TrainResult:
+               known_wrong: Mapping[Path, Collection[str]] | None = None,
+               continuing: bool = False,
+               verdicts: Sequence[tuple[float, bool]] = ()) -> TrainResult:
     """Choose the recipe on held-out labels within ``options.time_budget_s``; save the best.
 
     ``general``: the model the ``general`` recipe starts from (left out where it is missing).
     ``known_wrong``: readings a site refused, by resolved image path: an unlabelled
     image is never pseudo-labelled with one (see :func:`pseudo_labels`).
+    ``continuing``: ``general`` is the site's own model so far (:mod:`solver.learn`), so
+    there is nothing to choose: it trains on in one schedule for the whole budget (a
+    schedule cut into short runs, each warming up again, reads 10 points less of a hard
+    site in the same time), on the labels and on its own sure readings of the unlabelled
+    images. ``verdicts``: its readings of fresh captchas as (confidence, whether the site
+    accepted it); they set the pseudo-labels' threshold where the held-out labels, being
+    the captchas it read right, would set it too low (see :func:`verdict_threshold`).
     """
     plan = plan or RecipePlan()
     started = time.monotonic()
@@ -344,6 +407,12 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
     attempts: list[Attempt] = []
     base = dataclasses.replace(options, samples=train_part + extra, validation_samples=held_out)
     taught: list[Sample] = []  # the ddddocr candidate's pseudo-labels
+    last_pass = len(real) < plan.all_labels_below
+    reserve = plan.final_share * budget if last_pass else 0.0
+    if continuing and general is not None:
+        best = _train_on(general, base, held_out, pool, plan, known_wrong, verdicts,
+                         work, max(left() - reserve, 20.0), run, report)
+        names, attempts = [], [best]
     for index, name in enumerate(names):
         share = min(plan.candidate_share * budget, left() / (len(names) - index) * 0.9)
         run_options = recipe_options(base, name, work / name, share, general)
@@ -364,11 +433,9 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
             attempts[-1].note = f"{len(taught)} pseudo-labels"
     # a tie goes to the general start: it has seen many looks, the site's few labels only one
     best = max(attempts, key=lambda attempt: (attempt.held_out_accuracy, attempt.name == "general"))
-    report(f"recipe choice: {best.name} reads the held-out labels best; it trains on with the "
-           "rest of the budget")
-
-    last_pass = len(real) < plan.all_labels_below
-    reserve = plan.final_share * budget if last_pass else 0.0
+    if names:
+        report(f"recipe choice: {best.name} reads the held-out labels best; it trains on with "
+               "the rest of the budget")
     rounds = 0
     # on and on while it reads the held-out labels at least as well: a small held-out part
     # read without a fault still leaves the test of unseen captchas to gain from more training
