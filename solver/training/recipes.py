@@ -300,28 +300,19 @@ def _precise_from(pairs: Sequence[tuple[float, bool]], precision: float, fallbac
     return max(threshold, 0.2)
 
 
-def _train_on(model_dir: Path, base: TrainOptions, held_out: Sequence[Sample],
-              pool: Sequence[Path], plan: RecipePlan,
+def _train_on(model_dir: Path, base: TrainOptions, pool: Sequence[Path], plan: RecipePlan,
               known_wrong: Mapping[Path, Collection[str]] | None,
-              verdicts: Sequence[tuple[float, bool]], work: Path, seconds: float,
+              sure_at: Callable[[Path], tuple[float, str]], work: Path, seconds: float,
               run: Callable[[str, TrainOptions], Attempt],
               report: Callable[[str], None]) -> Attempt:
     """The site's model so far trains on for ``seconds`` in one schedule: on the labels, and
     on the unlabelled images it reads surely (see ``auto_train``'s ``continuing``)."""
     guessed: list[Sample] = []
     if len(pool) >= plan.min_unlabelled:
-        threshold = sure_threshold(
-            read_with_warps(model_dir, base, [s.path for s in held_out], base.seed),
-            [s.label for s in held_out], plan.pseudo_precision, plan.min_confidence)
-        by_held_out = threshold
-        if len(verdicts) >= 10:
-            threshold = max(threshold, verdict_threshold(verdicts, plan.pseudo_precision,
-                                                         plan.min_confidence))
+        threshold, why = sure_at(model_dir)
         guessed = pseudo_labels(model_dir, base, pool, threshold, base.seed + 1, known_wrong)
         report(f"the model so far is sure of {len(guessed)} of {len(pool)} unlabelled images "
-               f"(confidence at least {threshold:.2f}: {plan.pseudo_precision:.0%} of its "
-               f"readings above it were right, of {len(verdicts)} fresh captchas by the site's "
-               f"verdicts; {by_held_out:.2f} by its held-out labels)"
+               f"(confidence at least {threshold:.2f}, {why})"
                + ("" if len(guessed) >= plan.min_unlabelled else "; too few to use"))
         if len(guessed) < plan.min_unlabelled:
             guessed = []
@@ -389,9 +380,9 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
     teacher = ddddocr_installed() and len(pool) >= plan.min_unlabelled
     names = [name for name in candidates if (name != "general" or general is not None)
              and (name != "ddddocr" or teacher)]
-    report(f"recipe choice: {len(train_part)} labels to train, {len(held_out)} held out to score, "
-           f"{len(pool)} unlabelled images; budget {budget / 60:.1f} min; trying "
-           + ", ".join(names))
+    report(f"{'training on' if continuing else 'recipe choice'}: {len(train_part)} labels to "
+           f"train, {len(held_out)} held out to score, {len(pool)} unlabelled images; budget "
+           f"{budget / 60:.1f} min" + ("" if continuing else "; trying " + ", ".join(names)))
 
     def left() -> float:
         return budget - (time.monotonic() - started)
@@ -409,9 +400,24 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
     taught: list[Sample] = []  # the ddddocr candidate's pseudo-labels
     last_pass = len(real) < plan.all_labels_below
     reserve = plan.final_share * budget if last_pass else 0.0
+
+    def sure_at(model_dir: Path) -> tuple[float, str]:
+        """The pseudo-labels' threshold for ``model_dir``, and why: where its held-out
+        readings are ``pseudo_precision`` right, or higher where the site's verdicts say so."""
+        held = sure_threshold(read_with_warps(model_dir, options, [s.path for s in held_out],
+                                              options.seed),
+                              [s.label for s in held_out], plan.pseudo_precision,
+                              plan.min_confidence)
+        why = f"where its held-out readings are {plan.pseudo_precision:.0%} right"
+        if len(verdicts) < 10:
+            return held, why
+        by_site = verdict_threshold(verdicts, plan.pseudo_precision, plan.min_confidence)
+        return max(held, by_site), (f"the higher of {by_site:.2f}, from the site's verdicts on "
+                                    f"{len(verdicts)} fresh captchas, and {held:.2f}, {why}")
+
     if continuing and general is not None:
-        best = _train_on(general, base, held_out, pool, plan, known_wrong, verdicts,
-                         work, max(left() - reserve, 20.0), run, report)
+        best = _train_on(general, base, pool, plan, known_wrong, sure_at, work,
+                         max(left() - reserve, 20.0), run, report)
         names, attempts = [], [best]
     for index, name in enumerate(names):
         share = min(plan.candidate_share * budget, left() / (len(names) - index) * 0.9)
@@ -443,14 +449,11 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
         rounds += 1
         guessed: list[Sample] = []
         if len(pool) >= plan.min_unlabelled:
-            threshold = sure_threshold(
-                read_with_warps(best.model_dir, options, [s.path for s in held_out], options.seed),
-                [s.label for s in held_out], plan.pseudo_precision, plan.min_confidence)
+            threshold, why = sure_at(best.model_dir)
             guessed = pseudo_labels(best.model_dir, options, pool, threshold,
                                     options.seed + rounds, known_wrong)
             report(f"round {rounds}: {best.name} is sure of {len(guessed)} of {len(pool)} "
-                   f"unlabelled images (confidence at least {threshold:.2f}, where its held-out "
-                   f"readings are {plan.pseudo_precision:.0%} right)"
+                   f"unlabelled images (confidence at least {threshold:.2f}, {why})"
                    + ("" if len(guessed) >= plan.min_unlabelled else "; too few to use"))
             if len(guessed) < plan.min_unlabelled:
                 guessed = []
@@ -479,12 +482,8 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
     if last_pass and left() > 20:
         guessed = taught if best.name == "ddddocr" else []
         if "+pseudo" in best.name:  # the kept student reads the pool afresh
-            guessed = pseudo_labels(
-                best.model_dir, options, pool, sure_threshold(
-                    read_with_warps(best.model_dir, options, [s.path for s in held_out],
-                                    options.seed),
-                    [s.label for s in held_out], plan.pseudo_precision, plan.min_confidence),
-                options.seed + 99, known_wrong)
+            guessed = pseudo_labels(best.model_dir, options, pool, sure_at(best.model_dir)[0],
+                                    options.seed + 99, known_wrong)
         record["all_labels_pass"] = True
         last = dataclasses.replace(
             recipe_options(base, best.name.split("+")[0], work / "all-labels",

@@ -122,6 +122,16 @@ def test_the_log_keeps_every_confirmed_line_and_the_refused_readings(tmp_path: P
     assert again.known_wrong(tmp_path) == {(tmp_path / "b.png").resolve(): {"33", "31"}}
 
 
+def test_a_rounds_verdicts_are_its_readings_right_or_wrong() -> None:
+    from solver.learn import verdicts_of
+
+    records = [{"confidence": 0.97, "outcome": "accepted"}, {"confidence": 0.6, "outcome": "refused"},
+               {"confidence": 0.3, "outcome": "not-submitted"},  # a reading that did not fit
+               {"confidence": 0.9, "outcome": "unknown"},  # no clear verdict: tells nothing
+               {"confidence": None, "outcome": "refused"}]
+    assert verdicts_of(records) == [(0.97, True), (0.6, False), (0.3, False)]
+
+
 def test_the_state_is_written_whole_and_read_back(tmp_path: Path) -> None:
     state = LearnState(site="s", phase="train", round=3, reader="site", seconds=12.5,
                        rounds=[{"round": 2, "rate": 0.5}])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,45 @@ def test_the_cli_chooses_the_recipe_and_refuses_a_contradiction(
     drawn(profile, tmp_path / "d", 12, seed=14)
     assert main(site) == 2  # the default with --data is the choice, which needs 30 labels
     assert "12 usable labels: the recipe choice needs at least 30" in capsys.readouterr().err
+
+
+def test_the_verdicts_threshold_holds_where_the_readings_are_hard() -> None:
+    """Fresh captchas, the hard ones among them: right down to 0.79, then half wrong."""
+    from solver.training.recipes import verdict_threshold
+
+    verdicts = [(0.99 - 0.005 * i, True) for i in range(40)]  # 0.99 .. 0.795
+    verdicts += [(0.79 - 0.01 * i, i % 2 == 0) for i in range(40)]  # 0.79 right, 0.78 wrong
+    random.Random(1).shuffle(verdicts)  # order does not matter
+    assert verdict_threshold(verdicts, precision=0.98) == pytest.approx(0.79)
+    assert verdict_threshold(verdicts[:9]) == 0.9  # too few to tell
+    assert verdict_threshold([(0.95, False)] * 30, fallback=0.9) == 0.9  # never below the fallback
+
+
+def test_a_model_that_continues_trains_on_in_one_schedule_above_its_verdicts_threshold(
+        profile: SiteProfile, pretrained: Path, tmp_path: Path) -> None:
+    """solver learn's later rounds: no choice, one run of the whole budget from the model so
+    far, on the labels and its sure readings; the site's verdicts lift a threshold that the
+    held-out labels (read right by it, easy ones) would set lower."""
+    from solver.training.recipes import RecipePlan, auto_train
+    from solver.training.train import TrainOptions
+
+    drawn(profile, tmp_path / "data", 150, seed=21)
+    drawn(profile, tmp_path / "spare", 300, seed=22)
+    # the model read its last round right only where it was sure of 0.89 or more
+    verdicts = [(0.95, True)] * 30 + [(0.89 - 0.01 * i, i % 3 == 0) for i in range(60)]
+    lines: list[str] = []
+    options = TrainOptions(profile, data=[tmp_path / "data"], out=tmp_path / "model",
+                           time_budget_s=40, config=tiny_config(), workers=1, seed=3)
+    auto_train(options, unlabelled=[tmp_path / "spare"], report=lines.append, general=pretrained,
+               candidates=("general",), continuing=True, verdicts=verdicts,
+               plan=RecipePlan(final_share=0.1, min_unlabelled=10))
+    recipe = json.loads((tmp_path / "model" / "metadata.json").read_text())["training"]["recipe"]
+    assert [attempt["name"] for attempt in recipe["tried"]] == ["site+pseudo"], recipe["tried"]
+    assert recipe["tried"][0]["seconds"] >= 0.6 * 40 * 0.9  # the whole budget, less the last pass
+    sure = next(line for line in lines if line.startswith("the model so far is sure of"))
+    assert "confidence at least 0.89" in sure and "on 90 fresh captchas" in sure
+    held_out_threshold = float(re.search(r"and (\d\.\d\d), where its held-out", sure)[1])
+    assert held_out_threshold < 0.89  # what the held-out labels alone would have allowed
+    assert not any(line.startswith("recipe choice:") for line in lines)
+    test = drawn(profile, tmp_path / "test", 100, seed=23)
+    assert accuracy(tmp_path / "model", profile, test) >= accuracy(pretrained, profile, test) - 0.05
