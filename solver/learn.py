@@ -113,6 +113,9 @@ class LearnOptions:
     min_train_s: float = 45.0  # a training shorter than this is not worth starting
     start: str = "auto"  # auto | site | ddddocr | general | a model folder
     min_labels: int = 30  # the recipe choice needs this many labels
+    # a starting reader's round reads on only until the dataset has this many labels: a first
+    # model trained on them reads more than a starter that reads too little to end its round
+    first_labels: int = 100
     restart: bool = False  # forget the run's state (the dataset stays)
     timeout_ms: float = 10_000
     headed: bool = False
@@ -426,15 +429,20 @@ class _Round:
     deadline: float | None  # monotonic time at which the time budget ends
     submissions_left: int | None
     read_on_until: float | None = None  # set when the round reads on past its count
+    # a starting reader's round: it reads on only until it has accepted this many
+    enough_accepted: int | None = None
 
     def wants_more(self, read: int, log: CaptchaLog, options: LearnOptions,
                    report: Callable[[str], None]) -> bool:
         """Whether the round reads another captcha after ``read`` of them: its count, then,
-        decided once at the count (see the module's doc), for as long as it reads on."""
+        decided once at the count (see the module's doc), for as long as it reads on, and
+        a starting reader's round until it has the labels for a first model."""
         if read < self.count:
             return True
+        so_far = RoundCounts.of(log.of_round(self.number))
+        if self.enough_accepted is not None and so_far.accepted >= self.enough_accepted:
+            return False
         if read == self.count:
-            so_far = RoundCounts.of(log.of_round(self.number))
             budget_left = self.submissions_left is None or self.submissions_left > 0
             if budget_left and reads_on(so_far, options):
                 self.read_on_until = read_on_until(options, time.monotonic(), self.deadline)
@@ -442,7 +450,9 @@ class _Round:
                 if minutes > 0:
                     report(f"round {self.number}: {so_far.rate:.1%} of {so_far.shown} read "
                            f"right, below the target: reading on for {minutes:.1f} min, for "
-                           "more labels")
+                           "more labels" + ("" if self.enough_accepted is None else
+                                            f", or until {self.enough_accepted} are read right "
+                                            "(then a first model trains)"))
         return self.read_on_until is not None and time.monotonic() < self.read_on_until
 
 
@@ -784,6 +794,8 @@ def learn(profile: SiteProfile, options: LearnOptions,
                 work = _Round(state.round, left, budget_end,
                               None if options.label_budget is None
                               else options.label_budget - log.submitted())
+                if state.reader != "site":  # a starter: on to a first model as soon as it can
+                    work.enough_accepted = options.first_labels - _labels(store) + done.accepted
                 early = _run_in_own_loop(lambda: _read_round(profile, store, reader, log, work,
                                                              options, limiter, report))
                 if early:

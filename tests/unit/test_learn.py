@@ -122,6 +122,24 @@ def test_the_log_keeps_every_confirmed_line_and_the_refused_readings(tmp_path: P
     assert again.known_wrong(tmp_path) == {(tmp_path / "b.png").resolve(): {"33", "31"}}
 
 
+def test_a_starters_round_reads_on_only_until_a_first_model_has_its_labels(tmp_path: Path) -> None:
+    from solver.learn import _Round
+
+    log, lines = CaptchaLog(tmp_path / "captchas.jsonl"), []
+    options = LearnOptions(per_round=4, read_on_s=60)
+    for outcome in ("accepted", "refused", "refused", "refused"):
+        log.append({"round": 1, "file": "a.png", "text": "12", "outcome": outcome})
+    starter, model = _Round(1, 4, None, None, enough_accepted=3), _Round(1, 4, None, None)
+    assert starter.wants_more(3, log, options, lines.append)  # its count first
+    assert starter.wants_more(4, log, options, lines.append)  # 25%: it reads on
+    assert lines[-1].endswith("or until 3 are read right (then a first model trains)")
+    assert model.wants_more(4, log, options, lines.append)
+    for _ in range(2):
+        log.append({"round": 1, "file": "a.png", "text": "12", "outcome": "accepted"})
+    assert not starter.wants_more(6, log, options, lines.append)  # enough for a first model
+    assert model.wants_more(6, log, options, lines.append)  # the site's model reads on, for labels
+
+
 def test_a_rounds_verdicts_are_its_readings_right_or_wrong() -> None:
     from solver.learn import verdicts_of
 
