@@ -18,9 +18,11 @@ rounds of
    the share of its captchas that the site accepted on the first and only
    attempt, measured by the site's own verdicts;
 2. **train** (:func:`solver.training.recipes.auto_train`) on the verified
-   labels, the held-out choice deciding between the recipes, with the
-   unlabelled and refused images as the pool for pseudo-labels, never with a
-   refused image's refused text;
+   labels, with the unlabelled and refused images as the pool for
+   pseudo-labels, never with a refused image's refused text: the first model
+   by the held-out choice between the recipes; after it, the site's model so
+   far trains on in one schedule, its pseudo-labels' threshold set by its own
+   verdicts in the round it read;
 
 and back, until a round's reading rate reaches ``target``, the label budget
 (submissions in all), the time budget or Ctrl-C ends it.
@@ -29,7 +31,8 @@ It starts from what there is: the site's own model when it fits the profile,
 else enough labels in the dataset to train one (hand labels from ``solver
 label``), else ddddocr when it is installed, else the shipped general model. A
 pre-labelling reader that reads almost nothing of a round gives way to the
-next one.
+next one; one that reads little reads on only until the dataset has
+``first_labels`` labels, and a first model trains on them.
 
 Respect for the site: submissions are spaced by ``1 / rate`` seconds, and the
 run stops at once on signs of a lock-out (:class:`LockedOut`): an HTTP 429, or

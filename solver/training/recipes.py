@@ -282,7 +282,17 @@ def verdict_threshold(verdicts: Sequence[tuple[float, bool]], precision: float =
     drawn as the site draws them, the hard ones included: the threshold they give holds
     for the unlabelled images, most of which are the captchas it read wrong.
     """
-    return _precise_from(sorted(verdicts, reverse=True), precision, fallback)
+    pairs = sorted(verdicts, reverse=True)
+    if len(pairs) < 10:
+        return fallback
+    # the deepest cut that is precise enough: among hundreds of verdicts one early miss is
+    # chance, not a sign (the held-out labels' rule stops at the first dip below precision)
+    right = np.cumsum([correct for _, correct in pairs])
+    precise = [index for index in range(9, len(pairs)) if right[index] / (index + 1) >= precision
+               and (index + 1 == len(pairs) or pairs[index + 1][0] < pairs[index][0])]  # ties in
+    if not precise:
+        return fallback
+    return max(min(fallback, pairs[precise[-1]][0]), 0.2)
 
 
 def _precise_from(pairs: Sequence[tuple[float, bool]], precision: float, fallback: float) -> float:

@@ -175,6 +175,9 @@ def test_the_verdicts_threshold_holds_where_the_readings_are_hard() -> None:
     assert verdict_threshold(verdicts, precision=0.98) == pytest.approx(0.79)
     assert verdict_threshold(verdicts[:9]) == 0.9  # too few to tell
     assert verdict_threshold([(0.95, False)] * 30, fallback=0.9) == 0.9  # never below the fallback
+    # one miss among the surest does not void hundreds of right readings below it
+    early_miss = [(0.99, True)] * 11 + [(0.985, False)] + [(0.98 - 0.001 * i, True) for i in range(200)]
+    assert verdict_threshold(early_miss + [(0.5, False)] * 5) == pytest.approx(0.781)
 
 
 def test_a_model_that_continues_trains_on_in_one_schedule_above_its_verdicts_threshold(
