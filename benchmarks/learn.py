@@ -21,6 +21,13 @@ reads the same test captchas.
 
     python benchmarks/learn.py --styles serif,stencil --budget 30 --hand-budget 15 --name learn
 
+``--budget 0`` runs the hand-label part alone, and ``--hand-args`` adds flags to its
+``solver train`` (a ceiling: many exact labels, one long schedule)::
+
+    python benchmarks/learn.py --styles stencil --budget 0 --hand-labels 2000 --hand-budget 8 \
+        --hand-args "--recipe manual --from solver/shipped/models/general --synthetic 0 \
+        --batch-size 32 --epochs 100000 --patience 1000" --name stencil_2000_one_schedule
+
 Figures go to ``benchmarks/results/NAME.json``; logs and models to
 ``benchmarks/results/models/NAME/`` (not committed).
 """
@@ -31,6 +38,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import sys
@@ -140,7 +148,8 @@ def hand_style(style: str, args: argparse.Namespace, work: Path,
     out = work / "hand-model"
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "solver", "train", "--site", style, "--data", str(folder),
-               "--time-budget", str(args.hand_budget), "--out", str(out)]
+               "--time-budget", str(args.hand_budget), "--out", str(out),
+               *shlex.split(args.hand_args)]
     print(f"{style}: {' '.join(command[2:])}", flush=True)
     code, seconds = run(command, work / "hand.log")
     accuracy = read_accuracy(out, style, test)
@@ -153,7 +162,8 @@ def hand_style(style: str, args: argparse.Namespace, work: Path,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--styles", default="serif,stencil")
-    parser.add_argument("--budget", type=float, default=30, help="solver learn's minutes")
+    parser.add_argument("--budget", type=float, default=30,
+                        help="solver learn's minutes (0: skip it, the hand-label run only)")
     parser.add_argument("--rate", type=float, default=5, help="submissions a second")
     parser.add_argument("--per-round", type=int, default=200)
     parser.add_argument("--round-minutes", type=float, default=5)
@@ -164,6 +174,9 @@ def main() -> int:
     parser.add_argument("--hand-labels", type=int, default=500)
     parser.add_argument("--hand-budget", type=float, default=15,
                         help="minutes of the default `solver train` on the hand labels (0: skip)")
+    parser.add_argument("--hand-args", default="",
+                        help="more `solver train` flags for the hand-label run, e.g. '--recipe "
+                             "manual --from solver/shipped/models/general --synthetic 0'")
     parser.add_argument("--test", type=int, default=500, help="offline test captchas per style")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--name", default="learn")
@@ -173,7 +186,8 @@ def main() -> int:
         work = RESULTS / "models" / args.name / style
         work.mkdir(parents=True, exist_ok=True)
         test = drawn(style, args.test, args.seed + 2)
-        figures["styles"][style] = {"learn": learn_style(style, args, work, test)}
+        figures["styles"][style] = ({"learn": learn_style(style, args, work, test)}
+                                    if args.budget > 0 else {})
         if args.hand_budget > 0:
             figures["styles"][style]["hand"] = hand_style(style, args, work, test)
         save(args.name, figures)
