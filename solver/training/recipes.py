@@ -253,7 +253,16 @@ def sure_threshold(readings: Readings, truths: Sequence[str], precision: float =
     pairs = sorted(((confidence, text == truth) for text, confidence, stable, truth
                     in zip(readings.texts, readings.confidences, readings.stable, truths)
                     if stable), reverse=True)
-    return _precise_from(pairs, precision, fallback)
+    if len(pairs) < 10:
+        return fallback
+    threshold, right = fallback, 0
+    for count, (confidence, correct) in enumerate(pairs, start=1):
+        right += correct
+        if count >= 10 and right / count >= precision:
+            threshold = min(threshold, confidence)
+        elif count >= 10:
+            break
+    return max(threshold, 0.2)
 
 
 def pseudo_labels(model_dir: Path, options: TrainOptions, paths: Sequence[Path],
@@ -293,21 +302,6 @@ def verdict_threshold(verdicts: Sequence[tuple[float, bool]], precision: float =
     if not precise:
         return fallback
     return max(min(fallback, pairs[precise[-1]][0]), 0.2)
-
-
-def _precise_from(pairs: Sequence[tuple[float, bool]], precision: float, fallback: float) -> float:
-    """From (confidence, right) pairs sorted by confidence, highest first: the lowest
-    confidence down to which at least ``precision`` of them are right (at least 10 counted)."""
-    if len(pairs) < 10:
-        return fallback
-    threshold, right = fallback, 0
-    for count, (confidence, correct) in enumerate(pairs, start=1):
-        right += correct
-        if count >= 10 and right / count >= precision:
-            threshold = min(threshold, confidence)
-        elif count >= 10:
-            break
-    return max(threshold, 0.2)
 
 
 def _train_on(model_dir: Path, base: TrainOptions, pool: Sequence[Path], plan: RecipePlan,
