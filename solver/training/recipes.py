@@ -344,7 +344,7 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
     image is never pseudo-labelled with one (see :func:`pseudo_labels`).
     ``continuing``: ``general`` is the site's own model so far (:mod:`solver.learn`), so
     there is nothing to choose: it trains on in one schedule for the whole budget (a
-    schedule cut into short runs, each warming up again, reads 10 points less of a hard
+    schedule cut into short runs, each warming up again, read 6-10 points less of a hard
     site in the same time), on the labels and on its own sure readings of the unlabelled
     images. ``verdicts``: its readings of fresh captchas as (confidence, whether the site
     accepted it); they set the pseudo-labels' threshold where the held-out labels, being
