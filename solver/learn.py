@@ -442,6 +442,8 @@ class _Round:
         a starting reader's round until it has the labels for a first model."""
         if read < self.count:
             return True
+        if read > self.count and self.read_on_until is None:
+            return False  # it did not read on (the log is counted only where it may matter)
         so_far = RoundCounts.of(log.of_round(self.number))
         if self.enough_accepted is not None and so_far.accepted >= self.enough_accepted:
             return False

@@ -304,27 +304,17 @@ def verdict_threshold(verdicts: Sequence[tuple[float, bool]], precision: float =
     return max(min(fallback, pairs[precise[-1]][0]), 0.2)
 
 
-def _train_on(model_dir: Path, base: TrainOptions, pool: Sequence[Path], plan: RecipePlan,
-              known_wrong: Mapping[Path, Collection[str]] | None,
-              sure_at: Callable[[Path], tuple[float, str]], work: Path, seconds: float,
-              run: Callable[[str, TrainOptions], Attempt],
+def _train_on(model_dir: Path, base: TrainOptions, guessed: Sequence[Sample], work: Path,
+              seconds: float, run: Callable[[str, TrainOptions], Attempt],
               report: Callable[[str], None]) -> Attempt:
     """The site's model so far trains on for ``seconds`` in one schedule: on the labels, and
-    on the unlabelled images it reads surely (see ``auto_train``'s ``continuing``)."""
-    guessed: list[Sample] = []
-    if len(pool) >= plan.min_unlabelled:
-        threshold, why = sure_at(model_dir)
-        guessed = pseudo_labels(model_dir, base, pool, threshold, base.seed + 1, known_wrong)
-        report(f"the model so far is sure of {len(guessed)} of {len(pool)} unlabelled images "
-               f"(confidence at least {threshold:.2f}, {why})"
-               + ("" if len(guessed) >= plan.min_unlabelled else "; too few to use"))
-        if len(guessed) < plan.min_unlabelled:
-            guessed = []
+    on ``guessed``, its sure readings of the unlabelled images (see ``auto_train``'s
+    ``continuing``)."""
     name = f"site+{'pseudo' if guessed else 'labels'}"
     report(f"training on from the model so far for {seconds / 60:.1f} min, in one schedule")
     student = dataclasses.replace(
         recipe_options(base, "general", work / name, seconds, model_dir),
-        samples=list(base.samples or []) + guessed)
+        samples=list(base.samples or []) + list(guessed))
     attempt = run(name, student)
     if guessed:
         attempt.note = f"{len(guessed)} pseudo-labels"
@@ -419,9 +409,20 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
         return max(held, by_site), (f"the higher of {by_site:.2f}, from the site's verdicts on "
                                     f"{len(verdicts)} fresh captchas, and {held:.2f}, {why}")
 
+    def sure_guesses(model_dir: Path, who: str, seed: int) -> list[Sample]:
+        """``model_dir``'s pseudo-labels of the pool, reported; none where too few to use."""
+        if len(pool) < plan.min_unlabelled:
+            return []
+        threshold, why = sure_at(model_dir)
+        guessed = pseudo_labels(model_dir, options, pool, threshold, seed, known_wrong)
+        report(f"{who} is sure of {len(guessed)} of {len(pool)} unlabelled images (confidence "
+               f"at least {threshold:.2f}, {why})"
+               + ("" if len(guessed) >= plan.min_unlabelled else "; too few to use"))
+        return guessed if len(guessed) >= plan.min_unlabelled else []
+
     if continuing and general is not None:
-        best = _train_on(general, base, pool, plan, known_wrong, sure_at, work,
-                         max(left() - reserve, 20.0), run, report)
+        best = _train_on(general, base, sure_guesses(general, "the model so far", options.seed + 1),
+                         work, max(left() - reserve, 20.0), run, report)
         names, attempts = [], [best]
     for index, name in enumerate(names):
         share = min(plan.candidate_share * budget, left() / (len(names) - index) * 0.9)
@@ -451,16 +452,8 @@ def auto_train(options: TrainOptions, unlabelled: Sequence[Path] = (),
     # read without a fault still leaves the test of unseen captchas to gain from more training
     while left() - reserve > max(30.0, 0.05 * budget):
         rounds += 1
-        guessed: list[Sample] = []
-        if len(pool) >= plan.min_unlabelled:
-            threshold, why = sure_at(best.model_dir)
-            guessed = pseudo_labels(best.model_dir, options, pool, threshold,
-                                    options.seed + rounds, known_wrong)
-            report(f"round {rounds}: {best.name} is sure of {len(guessed)} of {len(pool)} "
-                   f"unlabelled images (confidence at least {threshold:.2f}, {why})"
-                   + ("" if len(guessed) >= plan.min_unlabelled else "; too few to use"))
-            if len(guessed) < plan.min_unlabelled:
-                guessed = []
+        guessed = sure_guesses(best.model_dir, f"round {rounds}: {best.name}",
+                               options.seed + rounds)
         name = f"{best.name.split('+')[0]}+{'pseudo' if guessed else 'more'}{rounds}"
         share = min(left() - reserve, plan.round_share * budget)
         student = dataclasses.replace(
