@@ -123,6 +123,9 @@ class PrelabelReader:
     case_sensitive: bool = False
     #: how many images :meth:`read_raw` takes at once to good effect
     batch_size: int = 1
+    #: decode within the site's charset: the reader's classes the site cannot show are
+    #: taken out of each step before decoding (False: read with all of them, then map)
+    within_charset: bool = True
 
     def __init__(self, profile: SiteProfile) -> None:
         self.profile = profile
@@ -187,10 +190,45 @@ class ModelFolderReader(PrelabelReader):
             logger.warning("%s reads %d..%d characters, %s wants %d..%d: few readings will fit",
                            self.model_dir, metadata.min_length, metadata.max_length,
                            profile.name, fmt.min_length, fmt.max_length)
+        # the model's classes the site can show, the blank (last) among them
+        self.allowed = site_classes([*self.recognizer.charset.characters, ""], fmt,
+                                    metadata.case_sensitive)
 
     def read_raw(self, images: Sequence[bytes]) -> list[tuple[str, float | None]]:
-        return [(reading.text, reading.confidence)
-                for reading in self.recognizer.read_batch(list(images))]
+        recognizer = self.recognizer
+        if recognizer.metadata.arch != "ctc" or not self.within_charset or all(self.allowed):
+            return [(reading.text, reading.confidence)
+                    for reading in recognizer.read_batch(list(images))]
+        # within the site's charset: a digits site gets '0', not 'O', from a model of 62
+        import numpy as np
+
+        batch = np.stack([recognizer.prepare(image) for image in images])
+        probabilities = _within(recognizer.probabilities(batch), self.allowed)
+        return list(recognizer.charset.decode_ctc_batch(probabilities))
+
+
+def site_classes(characters: Sequence[str], fmt: FormatSection,
+                 reader_case_sensitive: bool = True) -> np.ndarray:
+    """Which of a reader's output classes (``characters``) a site can show, as 1.0 or 0.0.
+
+    A character is allowed when the site's charset has it, or has it in the other case
+    where the site or the reader ignores case, or the site holds one case only (see
+    :func:`fit_to_format`). A blank (``""``) is always allowed.
+    """
+    import numpy as np
+
+    site = set(fmt.charset)
+    folded = not reader_case_sensitive or not fmt.case_sensitive or len(_cases(fmt.charset)) == 1
+    return np.asarray([ch == "" or ch in site or (folded and ch.swapcase() in site)
+                       for ch in characters], dtype=np.float32)
+
+
+def _within(probabilities: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Per-step probabilities with the classes not ``allowed`` taken out, renormalised."""
+    import numpy as np
+
+    kept = probabilities * allowed
+    return kept / np.maximum(kept.sum(axis=-1, keepdims=True), 1e-12)
 
 
 class DdddocrReader(PrelabelReader):
@@ -223,7 +261,8 @@ class DdddocrReader(PrelabelReader):
     def _read_one(self, image: bytes) -> tuple[str, float | None]:
         try:
             if self._probabilities:
-                return _ddddocr_reading(self._ocr.classification(image, probability=True))
+                return _ddddocr_reading(self._ocr.classification(image, probability=True),
+                                        self.profile.format if self.within_charset else None)
             return str(self._ocr.classification(image)), None
         except Exception as error:  # ddddocr has its own exceptions, and wraps others in them
             raise PrelabelError(f"ddddocr could not read the image ({error})") from error
@@ -250,11 +289,13 @@ def _accepts_probability(ocr: Any) -> bool:
         return False
 
 
-def _ddddocr_reading(result: Any) -> tuple[str, float | None]:
+def _ddddocr_reading(result: Any, fmt: FormatSection | None = None) -> tuple[str, float | None]:
     """Text and CTC confidence from ddddocr's ``probability=True`` output.
 
     Recent versions answer ``{"text", "probabilities", "charset", "confidence"}``
     (softmax per step, blank at index 0); older ones ``{"charsets", "probability"}``.
+    With ``fmt``, the reading is decoded within the site's charset (ddddocr knows
+    thousands of characters: its best guess at a digit site's ``7`` may be ``r``).
     """
     import numpy as np
 
@@ -272,8 +313,26 @@ def _ddddocr_reading(result: Any) -> tuple[str, float | None]:
     steps = steps.reshape(-1, steps.shape[-1])  # (steps, 1, classes) or (steps, classes)
     if steps.shape[-1] != len(charset) or not len(steps):
         return str(result.get("text", "")), None
+    if fmt is not None:
+        allowed = _ddddocr_classes(tuple(charset), fmt)
+        [(text, confidence)] = decode_ctc_greedy(_within(steps, allowed)[np.newaxis],
+                                                 list(charset), blank_index=0)
+        return text, confidence
     [(text, confidence)] = decode_ctc_greedy(steps[np.newaxis], list(charset), blank_index=0)
     return str(result.get("text", text)), confidence
+
+
+_DDDDOCR_CLASSES: dict[tuple[int, str, bool], np.ndarray] = {}
+
+
+def _ddddocr_classes(charset: tuple[str, ...], fmt: FormatSection) -> np.ndarray:
+    """:func:`site_classes` of ddddocr's charset (thousands of classes), worked out once."""
+    key = (len(charset), fmt.charset, fmt.case_sensitive)
+    if key not in _DDDDOCR_CLASSES:
+        allowed = site_classes(charset, fmt, reader_case_sensitive=False)
+        allowed[0] = 1.0  # ddddocr's blank
+        _DDDDOCR_CLASSES[key] = allowed
+    return _DDDDOCR_CLASSES[key]
 
 
 def open_reader(spec: str, profile: SiteProfile, models_dir: str | os.PathLike[str]) -> PrelabelReader:

@@ -356,3 +356,55 @@ def test_the_shipped_general_model_reads_its_own_look_for_any_charset(tmp_path: 
     assert sum(p.text == word for p, word in zip(proposals, words)) >= 3
     assert default_reader_spec(upper, tmp_path) == "ddddocr"  # installed here, no site model
     assert open_reader("general", upper, tmp_path / "empty").model_dir == MODELS / "general"  # shipped
+
+
+def test_which_classes_a_site_can_show() -> None:
+    from solver.prelabel import site_classes
+
+    digits = load_profile(DIGITS_YAML).format
+    assert site_classes(["0", "O", "7", "r", ""], digits).tolist() == [1, 0, 1, 0, 1]
+    # a site of one case takes the other case too: the reading is folded onto it
+    lower = lowercase_profile().format
+    assert site_classes(["a", "A", "Z", "1", "#"], lower).tolist() == [1, 1, 1, 1, 0]
+    mixed = load_profile_text(yaml.safe_dump({
+        **yaml.safe_load((PROFILES / "example.yaml").read_text(encoding="utf-8")),
+        "name": "mixed", "format": {"charset": "abcD0123", "length": [4, 4],
+                                    "case_sensitive": True}})).format
+    assert site_classes(["a", "A", "d", "D"], mixed).tolist() == [1, 0, 0, 1]
+    # a reader that cannot tell the cases apart keeps both
+    assert site_classes(["a", "A", "d", "D"], mixed, reader_case_sensitive=False).tolist() == [1] * 4
+
+
+def test_the_general_model_reads_a_digits_site_in_digits(
+        digits_profile: SiteProfile) -> None:
+    """The shipped general model has 62 classes; on a digits site it decodes within the
+    digits: where its free reading was digits already, the text is the same and no less
+    sure; where it was not, the letter gives way to the likeliest digit or a gap."""
+    reader = open_reader("general", digits_profile, MODELS)
+    free = open_reader("general", digits_profile, MODELS)
+    free.within_charset = False
+    drawer = digits_drawer()
+    images = [drawer.png(text) for text in texts("0123456789", 4, 24, seed=5)]
+    within = reader.read_raw(images)
+    unbound = free.read_raw(images)
+    assert any(not text.isdigit() for text, _ in unbound), \
+        "the general model read every image in digits already: these images test nothing"
+    for (text, confidence), (free_text, free_confidence) in zip(within, unbound):
+        assert text == "" or text.isdigit()
+        if free_text.isdigit():
+            assert text == free_text and confidence >= free_confidence - 1e-6
+
+
+def test_ddddocr_decodes_within_the_sites_charset(digits_profile: SiteProfile) -> None:
+    import numpy as np
+
+    from solver.prelabel import _ddddocr_reading
+
+    # ddddocr's output form: blank first; 'r' wins the second step, '7' is its runner-up
+    charset = ["", "r", "7", "1"]
+    steps = np.array([[0.1, 0.0, 0.0, 0.9], [0.2, 0.5, 0.3, 0.0], [0.9, 0.05, 0.05, 0.0]])
+    result = {"text": "1r", "charset": charset, "probabilities": steps[:, None, :].tolist()}
+    assert _ddddocr_reading(result)[0] == "1r"
+    text, confidence = _ddddocr_reading(result, digits_profile.format)
+    assert text == "17"
+    assert confidence == pytest.approx(0.9 * 0.6 * 0.9 / 0.95, rel=1e-5)  # 0.3 / (0.2 + 0.3)
