@@ -456,8 +456,6 @@ def fit_look(images: Sequence[np.ndarray], labels: Sequence[str], start: Synthet
     if mixed_case:
         settings = fit_case(settings, "a first guess")
     for round_number in range(passes):
-        if round_number:
-            settings = _best(evaluator, settings, "fonts", candidates, target_height, only=True)
         settings = _fit_clutter(evaluator, _best_edges(evaluator, settings))
         if round_number == 0:
             step(f"edges, and {settings.noise_curves} curves, {settings.noise_lines} lines "
@@ -471,6 +469,13 @@ def fit_look(images: Sequence[np.ndarray], labels: Sequence[str], start: Synthet
             settings = _best(evaluator, settings, key, values, target_height if sized else None)
             if round_number == 0 and key not in ("noise_curves", "noise_lines", "line_width"):
                 step(f"{key} {getattr(settings, key)}", settings)
+        # the font again, among the nearest few, now that the rest is settled: it was chosen
+        # with a first guess of the clutter and turns, which favour some faces over others
+        font = settings.fonts
+        settings = _best(evaluator, settings, "fonts", candidates, target_height, only=True)
+        if settings.fonts != font:
+            step(f"font {Path(settings.fonts[0]).name if settings.fonts else 'of the captcha package'}"
+                 " with the rest settled", settings)
     if mixed_case:  # again, with the clutter and the characters' turns settled
         settings = fit_case(settings, "with the rest settled")
     adjusted = _fit_levels(evaluator, _fit_size(evaluator, settings, target_height), measured)
