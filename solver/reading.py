@@ -17,10 +17,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from solver.dataset import PSEUDO_SOURCE, DatasetStore, Entry, LabelConflictError
 from solver.errors import SolverError
 from solver.prelabel import PrelabelReader, Proposal
+from solver.readers import Reader, TextReading
+
+R = TypeVar("R", bound=TextReading)
 
 # logged as "solver", as `solver dataset suggest` and `pseudo-label` always have
 logger = logging.getLogger("solver")
@@ -71,19 +75,22 @@ class ReadTally:
         return out
 
 
-def read_entries(store: DatasetStore, reader: PrelabelReader, entries: Sequence[Entry],
-                 progress: Progress | None = None) -> Iterator[tuple[Entry, Proposal | None]]:
-    """(entry, proposal or None) for each entry, read in the reader's batches.
+def read_entries(store: DatasetStore, reader: Reader[R], entries: Sequence[Entry],
+                 progress: Progress | None = None,
+                 batch_size: int | None = None) -> Iterator[tuple[Entry, R | None]]:
+    """(entry, reading or None) for each entry, read in batches (``batch_size``, else the
+    reader's own ``batch_size``, else 64).
 
     One unreadable image spoils a batch: that batch is read again image by image,
     and the unreadable ones give None (logged).
     """
-    size = max(1, reader.batch_size)
+    size = max(1, batch_size or getattr(reader, "batch_size", 64))
     for start in range(0, len(entries), size):
         chunk = entries[start:start + size]
-        proposals: list[Proposal | None]
+        proposals: list[R | None]
         try:
-            proposals = list(reader.propose([(store.root / e.file).read_bytes() for e in chunk]))
+            proposals = list(reader.read_batch([(store.root / e.file).read_bytes()
+                                                for e in chunk]))
         except (OSError, SolverError):
             proposals = []
             for entry in chunk:

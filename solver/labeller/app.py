@@ -51,10 +51,11 @@ from starlette.routing import Route
 from solver.dataset import DatasetError, DatasetStore, Entry, LabelConflictError
 from solver.errors import SolverError
 from solver.host_check import SameOriginChanges, TrustedHosts, trusted_hosts
+from solver.reading import read_entries
 
 if TYPE_CHECKING:
     from solver.profiles import SiteProfile
-    from solver.recognizers import Reading, Recognizer
+    from solver.recognizers import Recognizer
 
 logger = logging.getLogger(__name__)
 
@@ -171,33 +172,14 @@ def suggest_missing(store: DatasetStore, recognizer: Recognizer, batch_size: int
     stored = 0
     started = time.perf_counter()
     with store.batch():
-        for start in range(0, len(waiting), batch_size):
-            chunk = waiting[start:start + batch_size]
-            for entry, reading in zip(chunk, _read_chunk(store, recognizer, chunk)):
-                if reading is not None:
-                    store.suggest(entry.file, reading.text, reading.confidence)
-                    stored += 1
+        for entry, reading in read_entries(store, recognizer, waiting, batch_size=batch_size):
+            if reading is not None:
+                store.suggest(entry.file, reading.text, reading.confidence)
+                stored += 1
     if waiting:
         logger.info("%s: %d readings stored in %.1f s", store.root, stored,
                     time.perf_counter() - started)
     return stored
-
-
-def _read_chunk(store: DatasetStore, recognizer: Recognizer,
-                chunk: list[Entry]) -> list[Reading | None]:
-    try:
-        images = [(store.root / entry.file).read_bytes() for entry in chunk]
-        return list(recognizer.read_batch(images))
-    except (OSError, SolverError):
-        pass  # one unreadable image spoils the batch: read them one by one
-    readings: list[Reading | None] = []
-    for entry in chunk:
-        try:
-            readings.append(recognizer.read((store.root / entry.file).read_bytes()))
-        except (OSError, SolverError) as error:
-            logger.warning("%s: no suggestion (%s)", store.root / entry.file, error)
-            readings.append(None)
-    return readings
 
 
 def build_label_app(store: DatasetStore, profile: SiteProfile,

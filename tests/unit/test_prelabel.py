@@ -408,3 +408,20 @@ def test_ddddocr_decodes_within_the_sites_charset(digits_profile: SiteProfile) -
     text, confidence = _ddddocr_reading(result, digits_profile.format)
     assert text == "17"
     assert confidence == pytest.approx(0.9 * 0.6 * 0.9 / 0.95, rel=1e-5)  # 0.3 / (0.2 + 0.3)
+
+
+def test_the_labelling_pages_suggestions_skip_a_broken_image_and_keep_the_rest(
+        digits_store: tuple[DatasetStore, dict[str, str]], digits_profile: SiteProfile) -> None:
+    """suggest_missing reads in batches with the shared read_entries: a file broken on disk
+    spoils its batch, which is read again one by one; the others get their readings."""
+    from solver.labeller.app import suggest_missing
+
+    store, truth = digits_store
+    broken = sorted(truth)[3]
+    (store.root / broken).write_bytes(b"not an image")
+    stored = suggest_missing(store, Recognizer(MODELS / "digits", digits_profile), batch_size=8)
+    assert stored == len(truth) - 1
+    suggested = {entry.file: entry.suggestion for entry in store.queue()}
+    assert not suggested[broken]
+    right = sum(suggested[file] == text for file, text in truth.items() if file != broken)
+    assert right >= 0.8 * (len(truth) - 1)
