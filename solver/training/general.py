@@ -143,11 +143,6 @@ def random_looks(count: int, seed: int, fonts: Sequence[FontFace] | None = None
     return [random_look(rng, faces) for _ in range(count)]
 
 
-def general_profile(looks: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The general profile as YAML data, with ``looks`` as its variants."""
-    return {**HEADER, "synthetic": {"width": 160, "height": 60, "variants": list(looks)}}
-
-
 def dump_profile(looks: Sequence[dict[str, Any]]) -> str:
     """The general profile as YAML text, a line a look."""
     head = yaml.safe_dump(HEADER, sort_keys=False, width=100, default_flow_style=None)
