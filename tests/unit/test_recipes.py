@@ -208,3 +208,23 @@ def test_a_model_that_continues_trains_on_in_one_schedule_above_its_verdicts_thr
     assert not any(line.startswith("recipe choice:") for line in lines)
     test = drawn(profile, tmp_path / "test", 100, seed=23)
     assert accuracy(tmp_path / "model", profile, test) >= accuracy(pretrained, profile, test) - 0.05
+
+
+def test_a_round_that_reads_fewer_is_not_kept_but_does_not_end_the_training(
+        tmp_path: Path) -> None:
+    """Rounds go on to the end of the budget, each from the one before; the kept model is the
+    best-scoring one, and a tie goes to the longer-trained."""
+    from solver.training.recipes import Attempt, better_round
+
+    def attempt(name: str, score: float) -> Attempt:
+        return Attempt(name, score, 60.0, tmp_path / name)
+
+    best = attempt("general", 0.80)
+    kept, said = better_round(best, attempt("general+pseudo1", 0.795))
+    assert kept.name == "general" and said == (
+        "general+pseudo1 reads fewer held-out labels than general: general stays the one to "
+        "keep; the next round trains on from general+pseudo1")
+    kept, said = better_round(kept, attempt("general+pseudo2", 0.80))
+    assert kept.name == "general+pseudo2" and said == ""
+    kept, _ = better_round(kept, attempt("general+pseudo3", 0.85))
+    assert kept.name == "general+pseudo3"
