@@ -29,10 +29,13 @@ and back, until a round's reading rate reaches ``target``, the label budget
 
 It starts from what there is: the site's own model when it fits the profile,
 else enough labels in the dataset to train one (hand labels from ``solver
-label``), else ddddocr when it is installed, else the shipped general model. A
-pre-labelling reader that reads almost nothing of a round gives way to the
-next one; one that reads little reads on only until the dataset has
-``first_labels`` labels, and a first model trains on them.
+label``), else the starting readers: ddddocr where it is installed, and the
+shipped general model. Where there are both, a trial (:class:`StarterTrial`)
+opens the first round: both read each of its first ``2 * trial`` captchas and
+take turns to submit, and the one that the site's verdicts find right more
+often reads on. A pre-labelling reader that reads almost nothing of a round
+gives way to the next one; one that reads little reads on only until the
+dataset has ``first_labels`` labels, and a first model trains on them.
 
 Respect for the site: submissions are spaced by ``1 / rate`` seconds, and the
 run stops at once on signs of a lock-out (:class:`LockedOut`): an HTTP 429, or
@@ -73,7 +76,7 @@ from solver.profiles import SiteProfile
 from solver.readers import Reader, TextReading
 
 if TYPE_CHECKING:
-    from solver.prelabel import PrelabelReader
+    from solver.prelabel import PrelabelReader, Proposal
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +122,10 @@ class LearnOptions:
     # a starting reader's round reads on only until the dataset has this many labels: a first
     # model trained on them reads more than a starter that reads too little to end its round
     first_labels: int = 100
+    # a run with more than one starting reader begins with a trial: each reads this many of the
+    # first captchas, all of them reading every one and taking turns to submit, and the one the
+    # site's verdicts say reads most right reads on (0: the first starter only, no trial)
+    trial: int = 20
     restart: bool = False  # forget the run's state (the dataset stays)
     timeout_ms: float = 10_000
     headed: bool = False
@@ -512,7 +519,8 @@ async def _read_round(profile: SiteProfile, store: DatasetStore, reader: Reader[
                 text = fmt.normalise(reading.text) if reading.text else ""
                 confidence = None if reading.confidence is None else round(float(reading.confidence), 4)
                 record = {"round": work.number, "text": text, "confidence": confidence,
-                          "reader": getattr(reader, "description", "site"), "at": _now()}
+                          "reader": getattr(reader, "description", "site"), "at": _now(),
+                          **getattr(reader, "notes", {})}
                 if not text or fmt.label_problem(text) is not None:
                     added = store.add(data, source="learn")
                     log.append({**record, "file": added.entry.file, "outcome": LOGGED_NOT_SUBMITTED})
@@ -613,6 +621,71 @@ class LearnSummary:
                    f"{self.seconds / 60:.1f} min")
         out.append(f"model: {self.model_dir}")
         return out
+
+
+class StarterTrial:
+    """The starting readers take turns on a run's first captchas; the site's verdicts choose.
+
+    Every starter reads each of the first ``per_reader * len(readers)`` captchas of
+    round ``number``, and the one whose turn it is gives the answer submitted; the log
+    line keeps all their readings (``trial``). A starter is right on a captcha where
+    its reading is the answer the site accepted, whoever's turn it was, so every
+    verdict counts for each reader that agreed. After the trial the one right most
+    often reads on (a tie goes to the earlier in ``STARTERS``). All of it is worked out
+    from the log, so a run that stops mid-trial resumes it.
+    """
+
+    def __init__(self, readers: Mapping[str, PrelabelReader], log: CaptchaLog, number: int,
+                 per_reader: int, normalise: Callable[[str], str] = str) -> None:
+        self.readers = dict(readers)
+        self.log, self.number, self.normalise = log, number, normalise
+        self.count = per_reader * len(self.readers)
+        self.used = next(iter(self.readers))
+        self.notes: dict[str, Any] = {}
+
+    @property
+    def description(self) -> str:
+        return self.readers[self.used].description
+
+    def _trial_records(self) -> list[dict[str, Any]]:
+        return [r for r in self.log.of_round(self.number) if isinstance(r.get("trial"), dict)]
+
+    def scores(self) -> dict[str, int]:
+        """Each starter's readings of the trial that the site accepted."""
+        right = dict.fromkeys(self.readers, 0)
+        for record in self._trial_records():
+            if record.get("outcome") == "accepted":
+                for name, text in record["trial"].items():
+                    if name in right and text == record.get("text"):
+                        right[name] += 1
+        return right
+
+    def done(self) -> bool:
+        return len(self._trial_records()) >= self.count
+
+    def winner(self) -> str:
+        scores = self.scores()
+        return max(self.readers, key=lambda name: scores[name])  # the first of equals
+
+    def read(self, image: bytes) -> Proposal:
+        held = len(self._trial_records())
+        if held >= self.count:
+            self.used, self.notes = self.winner(), {}
+            return self.readers[self.used].read(image)
+        readings = {name: reader.read(image) for name, reader in self.readers.items()}
+        self.used = list(self.readers)[held % len(self.readers)]
+        self.notes = {"trial": {name: self.normalise(p.text) if p.text else ""
+                                for name, p in readings.items()}}
+        return readings[self.used]
+
+    def read_batch(self, images: Sequence[bytes]) -> list[Proposal]:
+        return [self.read(image) for image in images]
+
+    def line(self) -> str:
+        scores = self.scores()
+        return (f"starters' trial over {len(self._trial_records())} captchas: "
+                + ", ".join(f"{name} {right} right" for name, right in scores.items())
+                + f"; {self.winner()} reads on")
 
 
 def _open_reader(spec: str, profile: SiteProfile, options: LearnOptions) -> PrelabelReader:
@@ -793,7 +866,16 @@ def learn(profile: SiteProfile, options: LearnOptions,
             done = RoundCounts.of(log.of_round(state.round))
             left = options.per_round - done.shown
             if left > 0:
-                reader = _open_reader(state.reader, profile, options)
+                trial = None
+                if state.reader != "site" and state.starters and options.trial > 0:
+                    trial = StarterTrial({name: _open_reader(name, profile, options)
+                                          for name in (state.reader, *state.starters)},
+                                         log, state.round, options.trial, fmt.normalise)
+                    if not done.shown:
+                        report(f"round {state.round}: {', '.join(trial.readers)} take turns on "
+                               f"the first {trial.count} captchas; the site's verdicts choose "
+                               "which reads on")
+                reader = trial or _open_reader(state.reader, profile, options)
                 budget_end = (None if options.time_budget_s is None else
                               time.monotonic() + options.time_budget_s - spent())
                 work = _Round(state.round, left, budget_end,
@@ -803,6 +885,9 @@ def learn(profile: SiteProfile, options: LearnOptions,
                     work.enough_accepted = options.first_labels - _labels(store) + done.accepted
                 early = _run_in_own_loop(lambda: _read_round(profile, store, reader, log, work,
                                                              options, limiter, report))
+                if trial is not None and trial.done():  # else a resumed run goes on with it
+                    report(f"round {state.round}: {trial.line()}")
+                    state.reader, state.starters = trial.winner(), []
                 if early:
                     counts = RoundCounts.of(log.of_round(state.round))
                     report(f"round {state.round}: {early} after {counts.shown} captchas "

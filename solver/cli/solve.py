@@ -131,7 +131,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
         time_budget_s=args.time_budget * 60 if args.time_budget else None, rate=args.rate,
         round_train_s=args.round_minutes * 60,
         read_on_s=None if args.read_on_minutes is None else args.read_on_minutes * 60,
-        start=args.start, restart=args.restart,
+        start=args.start, trial=args.trial, restart=args.restart,
         timeout_ms=args.timeout * 1000, headed=args.headed, connect=args.connect, seed=args.seed)
     summary = learn(profile, options, report=report_line)
     for line in summary.lines():
@@ -243,6 +243,11 @@ def add_verbs(verbs: Verbs, parents: Parents) -> None:
                           help="what reads the first round: auto (the site's model, else the "
                           "dataset's labels, else ddddocr, else general), site, ddddocr, general "
                           "or a model folder")
+    learning.add_argument("--trial", type=int, default=20, metavar="N",
+                          help="with no model of the site's own and more than one starting "
+                          "reader, each reads N of the first captchas in turn (all of them "
+                          "reading every one), and the site's verdicts choose which reads on "
+                          "(default 20; 0: no trial, ddddocr first)")
     learning.add_argument("--restart", action="store_true",
                           help="forget the run's state and start anew (the dataset stays)")
     learning.add_argument("--url", help="learn from this URL instead of the profile's")

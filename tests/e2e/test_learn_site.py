@@ -190,3 +190,50 @@ def test_a_verdict_the_profile_does_not_know_stops_the_run(monkeypatch: pytest.M
     summary = learn(profile, options, report=lambda line: None)
     assert summary.locked_out and "neither form.success" in summary.stopped
     assert summary.submitted <= 4  # every right answer goes on; the first unknown one stops it
+
+
+class Oracle:
+    """Reads every captcha right (it looks the answer up on the site), or every one wrong."""
+
+    def __init__(self, site: CaptchaSite, right: bool, description: str) -> None:
+        self.site, self.right, self.description = site, right, description
+
+    def read(self, image: bytes) -> object:
+        answer = next(c.answer for c in reversed(self.site.history) if c.png == image)
+        text = answer if self.right else "".join(str((int(c) + 1) % 4) for c in answer)
+        return dataclasses.make_dataclass("Reading", ["text", "confidence"])(text, 0.9)
+
+
+def test_the_starters_take_turns_and_the_sites_verdicts_choose_which_reads_on(
+        monkeypatch: pytest.MonkeyPatch, site: LiveSite, tmp_path: Path) -> None:
+    """No model and no labels: ddddocr and the general model take turns on the first captchas
+    (here ddddocr reads every one wrong); the one the site accepts reads on, and a run stopped
+    mid-trial resumes it where it stopped."""
+    import solver.learn
+    import solver.prelabel
+
+    monkeypatch.setattr(solver.prelabel, "ddddocr_installed", lambda: True)
+    readers = {"ddddocr": Oracle(site.site, False, "ddddocr"),
+               "general": Oracle(site.site, True, "models/general")}
+    monkeypatch.setattr(solver.learn, "_open_reader", lambda spec, *args: readers[spec])
+    options = LearnOptions(data=tmp_path / "data", models_dir=tmp_path / "models", per_round=12,
+                           read_on_s=0, rate=50, label_budget=3, min_labels=10**6, trial=3)
+    lines: list[str] = []
+    first = learn(site.profile("pair"), options, report=lines.append)
+    assert lines[0].endswith("starting with ddddocr")
+    assert lines[1] == ("round 1: ddddocr, general take turns on the first 6 captchas; the site's "
+                        "verdicts choose which reads on")
+    assert first.stopped == "the label budget (3 submissions) is spent"  # mid-trial
+
+    lines.clear()
+    learn(site.profile("pair"), dataclasses.replace(options, label_budget=10), report=lines.append)
+    assert "round 1: starters' trial over 6 captchas: ddddocr 0 right, general 3 right; general " \
+           "reads on" in lines
+    log = [json.loads(line) for line in (tmp_path / "data" / "learn" / "captchas.jsonl")
+           .read_text().splitlines()]
+    assert [r["reader"] for r in log] == ["ddddocr", "models/general"] * 3 + ["models/general"] * 4
+    assert all(set(r["trial"]) == {"ddddocr", "general"} for r in log[:6])
+    assert not any("trial" in r for r in log[6:])
+    assert [r["outcome"] for r in log] == ["refused", "accepted"] * 3 + ["accepted"] * 4
+    state = json.loads((tmp_path / "data" / "learn" / "state.json").read_text())
+    assert state["reader"] == "general" and state["starters"] == []

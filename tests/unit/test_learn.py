@@ -232,3 +232,26 @@ def test_the_local_site_locks_a_session_out_after_n_submissions() -> None:
             assert other.status == 200
         assert site.stats["locked_out"] == 2
     assert json.loads(json.dumps(site.stats))  # plain counts
+
+
+def test_a_trial_counts_each_accepted_answer_for_every_starter_that_read_it(
+        tmp_path: Path) -> None:
+    from solver.learn import StarterTrial
+
+    log = CaptchaLog(tmp_path / "captchas.jsonl")
+    trial = StarterTrial({"ddddocr": object(), "general": object()}, log, 1, per_reader=2)  # type: ignore[dict-item]
+    rows = [("12", {"ddddocr": "12", "general": "12"}, "accepted"),  # both read it right
+            ("30", {"ddddocr": "30", "general": "33"}, "refused"),   # both wrong, one known
+            ("21", {"ddddocr": "02", "general": "21"}, "accepted"),
+            ("", {"ddddocr": "", "general": "0"}, "not-submitted")]
+    for number, (text, readings, outcome) in enumerate(rows):
+        assert not trial.done()
+        log.append({"round": 1, "text": text, "trial": readings, "outcome": outcome,
+                    "file": f"{number}.png"})
+    log.append({"round": 2, "text": "11", "trial": {"ddddocr": "11", "general": "11"},
+                "outcome": "accepted"})  # another round's trial is not this one's
+    assert trial.done() and trial.scores() == {"ddddocr": 1, "general": 2}
+    assert trial.winner() == "general"
+    tie = StarterTrial({"general": object(), "ddddocr": object()}, log, 2, per_reader=1)  # type: ignore[dict-item]
+    assert tie.scores() == {"general": 1, "ddddocr": 1} and not tie.done()
+    assert tie.winner() == "general"  # the first of equals
