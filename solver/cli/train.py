@@ -90,7 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                              "or give --recipe auto); --recipe manual trains on --data only")
         train(options, report=report_line)
         return 0
-    from solver.training.recipes import CANDIDATES, auto_train
+    from solver.training.recipes import CANDIDATES, RECIPES, auto_train
 
     if options.time_budget_s is None:
         options.time_budget_s = 15 * 60
@@ -98,8 +98,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     if recipe == "general" and not (general / "metadata.json").is_file():
         raise UsageError(f"--recipe general starts from {general}, which is not there "
                          "(give --models-dir, or `make general-model`)")
+    candidates: tuple[str, ...] = (recipe,)
+    if recipe == "auto":
+        candidates = tuple(args.candidates.split(",")) if args.candidates else CANDIDATES
+        unknown = [name for name in candidates if name not in RECIPES]
+        if unknown or not candidates:
+            raise UsageError(f"--candidates {args.candidates}: {', '.join(unknown) or 'none'} is "
+                             f"not a recipe; choose among {', '.join(RECIPES)}, comma-separated")
+    elif args.candidates:
+        raise UsageError(f"--candidates is for the recipe choice; --recipe {recipe} is one recipe "
+                         "(leave out one or the other)")
     auto_train(options, unlabelled=[Path(d) for d in args.unlabelled], report=report_line,
-               candidates=CANDIDATES if recipe == "auto" else (recipe,), general=general)
+               candidates=candidates, general=general)
     return 0
 
 
@@ -217,6 +227,11 @@ def add_verbs(verbs: Verbs, parents: Parents) -> None:
         "pseudo-labels of unlabelled images), keep the best; real or general: that recipe "
         "alone, with the same choice of pseudo-labels; manual: exactly the flags below "
         "(the default without --data, and whenever one of the flags below is given)")
+    training.add_argument(
+        "--candidates", metavar="LIST",
+        help="the recipes the choice tries, comma-separated (default real,general); ddddocr: "
+        "ddddocr's sure readings of the unlabelled images as pseudo-labels, from the general "
+        "model (needs ddddocr installed)")
     training.add_argument("--unlabelled", action="append", default=[], metavar="DIR",
                           help="images of the site without labels, for the recipe choice's "
                           "pseudo-labels (a dataset's own unlabelled images count too); repeatable")

@@ -73,6 +73,7 @@ logger = logging.getLogger(__name__)
 # the default candidates; "ddddocr" (see teacher_labels) is there to be named, not yet a default:
 # its pseudo-labels are 98-99% right, but the whole choice with it has not been measured
 CANDIDATES = ("real", "general")
+RECIPES = ("real", "general", "ddddocr")  # every candidate there is (--candidates)
 GENERAL_MODEL = find_model("general")  # ./models/general where there is one, else the shipped one
 MIN_LABELS = 30  # fewer cannot be split into a training and a held-out part worth the name
 

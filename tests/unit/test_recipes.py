@@ -160,6 +160,11 @@ def test_the_cli_chooses_the_recipe_and_refuses_a_contradiction(
     assert "--recipe auto trains on labelled images: give --data DIR" in capsys.readouterr().err
     assert main([*site, "--unlabelled", str(tmp_path), "--epochs", "1"]) == 2
     assert "--unlabelled is for the recipe choice" in capsys.readouterr().err
+    assert main([*site, "--candidates", "real,ddddocr,teacher"]) == 2
+    assert ("--candidates real,ddddocr,teacher: teacher is not a recipe; choose among real, "
+            "general, ddddocr, comma-separated") in capsys.readouterr().err
+    assert main([*site, "--recipe", "real", "--candidates", "real"]) == 2
+    assert "--candidates is for the recipe choice" in capsys.readouterr().err
     drawn(profile, tmp_path / "d", 12, seed=14)
     assert main(site) == 2  # the default with --data is the choice, which needs 30 labels
     assert "12 usable labels: the recipe choice needs at least 30" in capsys.readouterr().err
