@@ -636,12 +636,15 @@ class StarterTrial:
     """
 
     def __init__(self, readers: Mapping[str, PrelabelReader], log: CaptchaLog, number: int,
-                 per_reader: int, normalise: Callable[[str], str] = str) -> None:
+                 per_reader: int, normalise: Callable[[str], str] = str,
+                 report: Callable[[str], None] | None = None) -> None:
         self.readers = dict(readers)
         self.log, self.number, self.normalise = log, number, normalise
         self.count = per_reader * len(self.readers)
         self.used = next(iter(self.readers))
         self.notes: dict[str, Any] = {}
+        self.report = report
+        self.announced = False  # whether the outcome has been reported
 
     @property
     def description(self) -> str:
@@ -671,6 +674,7 @@ class StarterTrial:
         held = len(self._trial_records())
         if held >= self.count:
             self.used, self.notes = self.winner(), {}
+            self.announce()
             return self.readers[self.used].read(image)
         readings = {name: reader.read(image) for name, reader in self.readers.items()}
         self.used = list(self.readers)[held % len(self.readers)]
@@ -681,11 +685,16 @@ class StarterTrial:
     def read_batch(self, images: Sequence[bytes]) -> list[Proposal]:
         return [self.read(image) for image in images]
 
-    def line(self) -> str:
+    def announce(self) -> None:
+        """Report the trial's outcome, once, as soon as it is known."""
+        if self.announced or self.report is None:
+            return
+        self.announced = True
         scores = self.scores()
-        return (f"starters' trial over {len(self._trial_records())} captchas: "
-                + ", ".join(f"{name} {right} right" for name, right in scores.items())
-                + f"; {self.winner()} reads on")
+        self.report(f"round {self.number}: starters' trial over {len(self._trial_records())} "
+                    "captchas: " + ", ".join(f"{name} {right} right"
+                                             for name, right in scores.items())
+                    + f"; {self.winner()} reads on")
 
 
 def _open_reader(spec: str, profile: SiteProfile, options: LearnOptions) -> PrelabelReader:
@@ -870,7 +879,8 @@ def learn(profile: SiteProfile, options: LearnOptions,
                 if state.reader != "site" and state.starters and options.trial > 0:
                     trial = StarterTrial({name: _open_reader(name, profile, options)
                                           for name in (state.reader, *state.starters)},
-                                         log, state.round, options.trial, fmt.normalise)
+                                         log, state.round, options.trial, fmt.normalise,
+                                         report)
                     if not done.shown:
                         report(f"round {state.round}: {', '.join(trial.readers)} take turns on "
                                f"the first {trial.count} captchas; the site's verdicts choose "
@@ -886,7 +896,7 @@ def learn(profile: SiteProfile, options: LearnOptions,
                 early = _run_in_own_loop(lambda: _read_round(profile, store, reader, log, work,
                                                              options, limiter, report))
                 if trial is not None and trial.done():  # else a resumed run goes on with it
-                    report(f"round {state.round}: {trial.line()}")
+                    trial.announce()  # where the round ended with the trial's last captcha
                     state.reader, state.starters = trial.winner(), []
                 if early:
                     counts = RoundCounts.of(log.of_round(state.round))
