@@ -241,8 +241,8 @@ def add_verbs(verbs: Verbs, parents: Parents) -> None:
                           "0: every round reads --per-round captchas)")
     learning.add_argument("--start", default="auto", metavar="SPEC",
                           help="what reads the first round: auto (the site's model, else the "
-                          "dataset's labels, else ddddocr, else general), site, ddddocr, general "
-                          "or a model folder")
+                          "dataset's labels, else a trial of ddddocr and general: see "
+                          "--trial), site, ddddocr, general or a model folder")
     learning.add_argument("--trial", type=int, default=20, metavar="N",
                           help="with no model of the site's own and more than one starting "
                           "reader, each reads N of the first captchas in turn (all of them "
