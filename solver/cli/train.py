@@ -102,8 +102,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if recipe == "auto":
         candidates = tuple(args.candidates.split(",")) if args.candidates else CANDIDATES
         unknown = [name for name in candidates if name not in RECIPES]
-        if unknown or not candidates:
-            raise UsageError(f"--candidates {args.candidates}: {', '.join(unknown) or 'none'} is "
+        if unknown:
+            raise UsageError(f"--candidates {args.candidates}: {', '.join(unknown)} is "
                              f"not a recipe; choose among {', '.join(RECIPES)}, comma-separated")
     elif args.candidates:
         raise UsageError(f"--candidates is for the recipe choice; --recipe {recipe} is one recipe "

@@ -70,8 +70,9 @@ from solver.training.train import CHECKPOINT_DIR, TrainOptions, TrainResult, gat
 
 logger = logging.getLogger(__name__)
 
-# the default candidates; "ddddocr" (see teacher_labels) is there to be named, not yet a default:
-# its pseudo-labels are 98-99% right, but the whole choice with it has not been measured
+# the default candidates; "ddddocr" (see teacher_labels) is there to be named (--candidates), not
+# a default: on dark_digits from 100 labels it tied with "general" on the held-out labels and the
+# whole choice read 96.0% against 96.1% without it (benchmarks/README.md)
 CANDIDATES = ("real", "general")
 RECIPES = ("real", "general", "ddddocr")  # every candidate there is (--candidates)
 GENERAL_MODEL = find_model("general")  # ./models/general where there is one, else the shipped one
