@@ -4,7 +4,6 @@ rate limit, refused readings kept out of the pseudo-labels, and the local site's
 from __future__ import annotations
 
 import json
-import urllib.error
 from pathlib import Path
 
 import pytest
