@@ -15,7 +15,13 @@ and the model it saves reads the test part; ddddocr reads the same test images.
     python benchmarks/newsite.py --sets all --sizes 50,100,200,500 --budget 15 --name newsite
 
 ``--train-args`` runs another command line instead (an expert recipe, for a
-comparison), e.g. ``--train-args "--recipe real"``. Figures go to
+comparison), e.g. ``--train-args "--recipe real"``. ``--merge`` runs nothing: it
+gathers the default command's runs from earlier results into one table and one PNG
+(where two hold the same set and size, the later name's run is taken)::
+
+    python benchmarks/newsite.py --merge newsite_gv2,newsite_50,newsite_r4 --name newsite_all
+
+Figures go to
 ``benchmarks/results/NAME.json`` and ``NAME.png``; the logs of every run and
 the split lists to ``benchmarks/results/models/NAME/`` (not committed).
 """
@@ -84,7 +90,17 @@ def main() -> None:
     parser.add_argument("--train-args", default="", help="more arguments for solver train")
     parser.add_argument("--no-ddddocr", action="store_true")
     parser.add_argument("--name", default="newsite")
+    parser.add_argument("--merge", default="",
+                        help="comma-separated result names to gather into NAME (runs nothing)")
     args = parser.parse_args()
+    if args.merge:
+        names = args.merge.split(",")
+        figures = merge({name: json.loads((RESULTS / f"{name}.json").read_text())["figures"]
+                         for name in names})
+        save(args.name, figures)
+        print_table(figures)
+        plot(figures, RESULTS / f"{args.name}.png")
+        return
 
     sets = SETS if args.sets == "all" else tuple(args.sets.split(","))
     sizes = [int(size) for size in args.sizes.split(",")]
@@ -106,7 +122,7 @@ def main() -> None:
         usable = [size for size in sizes if size <= len(pool)] or [len(pool)]
         spare = pool[max(usable):max(usable) + args.unlabelled]
         folder = work / name
-        test_dir = write_list(test, folder / "test")
+        write_list(test, folder / "test")  # the fixed test part, listed for reference
         spare_dir = write_list(spare, folder / "spare") if spare else None
         record = figures["sets"].setdefault(name, {"runs": {}})
         record.update({"images": len(samples), "test_images": len(test), "spare_images": len(spare)})
@@ -136,6 +152,35 @@ def main() -> None:
             save(args.name, figures)
     print_table(figures)
     plot(figures, RESULTS / f"{args.name}.png")
+
+
+def merge(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The default command's runs of several results, each run marked with where it came
+    from; a set and size that two hold takes the later one's run."""
+    budgets = {figures["budget_minutes"] for figures in results.values()}
+    others = [name for name, figures in results.items() if figures.get("train_args")]
+    if others or len(budgets) != 1:
+        budgets_said = ", ".join(f"{name}: {figures['budget_minutes']:g} min"
+                                 for name, figures in results.items())
+        raise SystemExit("--merge gathers runs of the default command with one budget: "
+                         f"{', '.join(others) + ' ran other arguments' if others else 'the budgets differ'}"
+                         f" ({budgets_said})")
+    merged: dict[str, Any] = {"budget_minutes": budgets.pop(), "train_args": "",
+                              "merged": {name: figures["revision"] for name, figures in results.items()},
+                              "sets": {}}
+    for set_name in SETS:  # in the usual order
+        for name, figures in results.items():
+            record = figures["sets"].get(set_name)
+            if record is None:
+                continue
+            into = merged["sets"].setdefault(set_name, {"runs": {}})
+            into.update({key: value for key, value in record.items() if key != "runs"})
+            for size, run in record["runs"].items():
+                into["runs"][size] = {**run, "from": name, "revision": figures["revision"]}
+        if set_name in merged["sets"]:
+            runs = merged["sets"][set_name]["runs"]
+            merged["sets"][set_name]["runs"] = dict(sorted(runs.items(), key=lambda kv: int(kv[0])))
+    return merged
 
 
 def print_table(figures: dict[str, Any]) -> None:
