@@ -211,6 +211,9 @@ def plot(figures: dict[str, Any], path: Path) -> None:
         if runs:
             axis.plot([r[0] for r in runs], [100 * r[1] for r in runs], marker="o", label=name)
     axis.set_xscale("log")
+    sizes = sorted({int(size) for record in figures["sets"].values() for size in record["runs"]})
+    axis.set_xticks(sizes, [str(size) for size in sizes])  # 50, 100, 500: not 6 x 10^1
+    axis.minorticks_off()
     axis.set_xlabel("real labels")
     axis.set_ylabel("sequence accuracy on the test part (%)")
     axis.set_title(f"solver train, default command, {figures['budget_minutes']:g} min budget")
