@@ -233,3 +233,18 @@ def test_a_round_that_reads_fewer_is_not_kept_but_does_not_end_the_training(
     assert kept.name == "general+pseudo2" and said == ""
     kept, _ = better_round(kept, attempt("general+pseudo3", 0.85))
     assert kept.name == "general+pseudo3"
+
+
+def test_the_teachers_pseudo_labels_stay_and_a_disagreement_is_left_out() -> None:
+    from solver.training.recipes import with_teacher
+
+    a, b, c, d = (Path(f"/pool/{name}.png") for name in "abcd")
+    student = [Sample(a, "12", pseudo=True), Sample(b, "34", pseudo=True),
+               Sample(d, "78", pseudo=True)]
+    teacher = [Sample(a, "99", pseudo=True), Sample(b, "34", pseudo=True),
+               Sample(c, "56", pseudo=True)]
+    kept = {sample.path: sample.label for sample in with_teacher(student, teacher)}
+    # a: they disagree, so neither; b: they agree, once; c: the teacher's; d: the student's
+    assert kept == {b: "34", c: "56", d: "78"}
+    assert len(with_teacher(student, teacher)) == 3
+    assert with_teacher([], teacher) == teacher  # a student sure of nothing keeps the teacher's
