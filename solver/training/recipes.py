@@ -20,8 +20,9 @@ command decides from the data, within its time budget:
      are sure enough (a confidence at which its readings of the labels, none of
      which it was trained on, are ``teacher_precision`` right) join the labels as
      pseudo-labels; training starts from the general model as above, and the
-     rounds after it keep these pseudo-labels (see :func:`with_teacher`). A site ddddocr reads badly gets no
-     threshold and the candidate is left out, so the held-out labels decide.
+     rounds after it keep these pseudo-labels (see :func:`with_teacher`). A site
+     ddddocr reads badly gets no threshold and the candidate is left out, so the
+     held-out labels decide.
 
 3. The best of them trains on, in rounds, for the rest of the budget. With
    unlabelled images of the site (the dataset's own, or ``--unlabelled``), each
