@@ -24,6 +24,10 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = str(ROOT / "solver" / "shipped" / "profiles")
+# The shipped example model reads about 90% of the site's captchas at the first attempt
+# (0 and O look alike in that font): 3 attempts lose about 1 solve in 300 (benchmarks/
+# README.md), which made CI fail once. Tests of the plumbing give it 6 (one in 10^6).
+PLUMBING_ATTEMPTS = 6
 STYLES = ["example", "digits", "datauri", "canvas", "iframe", "background"]
 
 
@@ -38,7 +42,7 @@ def changed(profile: SiteProfile, section: str, **values: Any) -> SiteProfile:
 
 @pytest.mark.parametrize("style", STYLES)
 def test_sync_solver_solves_every_style(live_site: LiveSite, page: Any, style: str) -> None:
-    solver = Solver(live_site.profile(style, PROFILES), model_for(style))
+    solver = Solver(live_site.profile(style, PROFILES), model_for(style), attempts=PLUMBING_ATTEMPTS)
     accepted = live_site.site.stats["accepted"]
     solver.open(page)
     result = solver.solve(page)
@@ -74,7 +78,7 @@ def test_async_solver_solves(live_site: LiveSite, style: str) -> None:
     from solver.browser import launch_chromium_async
 
     async def body() -> Any:
-        solver = AsyncSolver(live_site.profile(style, PROFILES), model_for(style))
+        solver = AsyncSolver(live_site.profile(style, PROFILES), model_for(style), attempts=PLUMBING_ATTEMPTS)
         async with async_playwright() as playwright:
             browser = await launch_chromium_async(playwright)
             page = await browser.new_page()
@@ -165,7 +169,8 @@ def test_the_pytest_plugin_example_passes(live_site: LiveSite) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "examples" / "pytest"),
          "--captcha-site", "example", "--captcha-url", live_site.url_for("example"),
-         "--captcha-profiles-dir", PROFILES, "--captcha-models-dir", str(ROOT / "solver" / "shipped" / "models")],
+         "--captcha-profiles-dir", PROFILES, "--captcha-models-dir", str(ROOT / "solver" / "shipped" / "models"),
+         "--captcha-attempts", str(PLUMBING_ATTEMPTS)],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout
