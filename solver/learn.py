@@ -85,6 +85,8 @@ LOG_FILE = "captchas.jsonl"
 STATE_VERSION = 1
 #: the pre-labelling readers to start from, in order, when the site has no model of its own
 STARTERS = ("ddddocr", "general")
+#: the recipe choice's candidates for the first model (the training's default less ddddocr)
+LEARN_CANDIDATES = ("real", "general")
 #: a pre-labelling reader whose round is accepted less often than this gives way to the next
 STARTER_MIN_RATE = 0.03
 #: the statuses that say "you are locked out": any response for 429, the page or form for 403
@@ -776,7 +778,7 @@ def _train(profile: SiteProfile, store: DatasetStore, log: CaptchaLog, options: 
     pseudo-labels' threshold set by its verdicts in round ``round_number``, which it read;
     else the recipe choice on the dataset."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from solver.training.recipes import CANDIDATES, auto_train
+    from solver.training.recipes import auto_train
     from solver.training.train import TrainOptions
 
     model_dir = options.models_dir / profile.name  # where training writes
@@ -787,7 +789,9 @@ def _train(profile: SiteProfile, store: DatasetStore, log: CaptchaLog, options: 
         candidates: tuple[str, ...] = ("general",)
         report(f"  training from {start}, the model so far, for {budget_s / 60:.1f} min")
     else:
-        candidates, start = CANDIDATES, find_model("general", options.models_dir)
+        # not ddddocr as a teacher: where it started, the verified labels are the captchas it
+        # read right, so its readings of them would say it is always right
+        candidates, start = LEARN_CANDIDATES, find_model("general", options.models_dir)
         report(f"  training a first model (from scratch, and from {start}) for "
                f"{budget_s / 60:.1f} min")
     train_options = TrainOptions(profile, data=[store.root], out=model_dir, time_budget_s=budget_s,

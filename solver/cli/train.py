@@ -229,9 +229,9 @@ def add_verbs(verbs: Verbs, parents: Parents) -> None:
         "(the default without --data, and whenever one of the flags below is given)")
     training.add_argument(
         "--candidates", metavar="LIST",
-        help="the recipes the choice tries, comma-separated (default real,general); ddddocr: "
-        "ddddocr's sure readings of the unlabelled images as pseudo-labels, from the general "
-        "model (needs ddddocr installed)")
+        help="the recipes the choice tries, comma-separated (default real,general,ddddocr); "
+        "ddddocr: ddddocr's sure readings of the unlabelled images as pseudo-labels, from the "
+        "general model (tried where ddddocr is installed and there are unlabelled images)")
     training.add_argument("--unlabelled", action="append", default=[], metavar="DIR",
                           help="images of the site without labels, for the recipe choice's "
                           "pseudo-labels (a dataset's own unlabelled images count too); repeatable")
