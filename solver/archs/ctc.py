@@ -28,6 +28,8 @@ class CTCConfig(ArchConfig):
     head_layers: int = 2
     head_kernel: int = 3
     dropout: float = 0.2
+    #: 1: grayscale in (OpenCV's); 3: RGB, for sites whose characters differ by colour
+    channels: int = 1
 
     @property
     def time_steps(self) -> int:

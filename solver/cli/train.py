@@ -83,7 +83,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         workers=args.workers, emphasis=args.emphasise, pseudo_labels=args.pseudo_labels,
         augment_lookalikes=args.augment_lookalikes, max_steps_per_epoch=args.epoch_steps,
         input_height=args.input_height, learning_rate=args.learning_rate,
-        precision=args.precision, validation_synthetic=args.validation_lookalikes)
+        precision=args.precision, validation_synthetic=args.validation_lookalikes,
+        colour=args.colour)
     if recipe == "manual":
         if args.unlabelled:
             raise UsageError("--unlabelled is for the recipe choice (leave out the manual flags, "
@@ -254,8 +255,13 @@ def add_verbs(verbs: Verbs, parents: Parents) -> None:
                           help="warp look-alikes afresh every epoch, so a set seen many times "
                           "is not learnt by heart; it blurs fine detail (0 vs O in the captcha "
                           "package's look lost accuracy), so 0, off, is the default")
-    training.add_argument("--input-height", type=int, default=32, metavar="ROWS",
-                          help="the model's input rows (default 32; the width keeps the aspect)")
+    training.add_argument("--input-height", type=int, default=None, metavar="ROWS",
+                          help="the model's input rows (default 32, or with --from that model's; "
+                               "the width keeps the aspect)")
+    training.add_argument("--colour", choices=("auto", "yes", "no"), default="auto",
+                          help="read the captchas in colour (RGB) or in gray; auto (the "
+                               "default): in colour where most labelled captchas are drawn in "
+                               "colour (CTC models)")
     training.add_argument("--learning-rate", type=float, default=3e-3,
                           help="peak learning rate of the warm-up and cosine schedule")
     training.add_argument("--validation-lookalikes", type=count, default=1000, metavar="N",

@@ -21,9 +21,10 @@ from solver.artifacts import KERAS_FILE, ModelMetadata, read_metadata
 from solver.charset import Charset
 from solver.dataset import LabelReport, Sample, split_samples
 from solver.errors import SolverError, UsageError
-from solver.training.data import MixedBatches, as_model_input, load_samples, typical_size
+from solver.training.data import (MixedBatches, as_model_input, colourful, load_samples,
+                                  typical_size)
 from solver.training.models import CTCLoss, build_ctc_model, float32_copy
-from solver.training.synth import ImageSet, draw_lookalikes, parse_emphasis
+from solver.training.synth import ImageSet, draw_lookalikes, image_shape, parse_emphasis
 from solver.training.train import (CHECKPOINT_DIR, TrainOptions, TrainResult, _duration, _export,
                                    _versions, _write_json, choose_strategy, label_summary,
                                    native_bfloat16)
@@ -165,6 +166,12 @@ def train_ctc(options: TrainOptions, samples: list[Sample], label_report: LabelR
     elif options.start_from is not None:
         config = _start_config(options.start_from)
         size = typical_size(samples)
+        rows = options.input_height or (fine_tuning_rows(size[0], config.height) if size
+                                        else config.height)
+        if rows != config.height:
+            # every block fits any size; the fold over the rows left is learnt afresh
+            config = dataclasses.replace(config, height=rows)
+            size = size or (profile.synthetic.height, profile.synthetic.width)
         if size:  # every layer is convolutional: the weights fit any input width
             fitted = CTCConfig.for_image(*size, height=config.height).width
             config = dataclasses.replace(config, width=fitted)
@@ -172,7 +179,11 @@ def train_ctc(options: TrainOptions, samples: list[Sample], label_report: LabelR
         config = options.config
     else:
         size = typical_size(samples) or (profile.synthetic.height, profile.synthetic.width)
-        config = CTCConfig.for_image(*size, height=options.input_height)
+        config = CTCConfig.for_image(*size, height=options.input_height or 32)
+    if not options.resume:
+        config = dataclasses.replace(config, channels=_channels(options, samples, config))
+        if config.channels == 3:
+            report("colour input: the captchas are drawn in colour (--colour no reads them in gray)")
     state["config"] = config.to_dict()
     if config.time_steps < 2 * fmt.max_length + 1:
         raise UsageError(f"the model's {config.time_steps} time steps are too few for "
@@ -186,15 +197,18 @@ def train_ctc(options: TrainOptions, samples: list[Sample], label_report: LabelR
                                                            options.seed)
                                              if len(real_labelled) >= 20 else (real_labelled, []))
     train_samples += [sample for sample in samples if sample.pseudo]  # a guess never validates
-    real, load_report = load_samples(train_samples, config.height, config.width)
-    validation, _ = load_samples(validation_samples, config.height, config.width)
+    real, load_report = load_samples(train_samples, config.height, config.width,
+                                     channels=config.channels)
+    validation, _ = load_samples(validation_samples, config.height, config.width,
+                                 channels=config.channels)
     for problem in load_report.unreadable[:5]:
         report(f"  unreadable: {problem}")
     report(f"real images: {len(real)} for training, {len(validation)} for validation"
            + (" (pseudo-labels train only; validation uses real labels)"
               if any(sample.pseudo for sample in train_samples) else ""))
 
-    synthetic = ImageSet(np.empty((0, config.height, config.width), np.uint8), [])
+    synthetic = ImageSet(np.empty(image_shape(0, config.height, config.width, config.channels),
+                                  np.uint8), [])
     if options.synthetic > 0:
         drawn_at = time.monotonic()
         emphasis = parse_emphasis(options.emphasis, profile.format.charset)
@@ -202,14 +216,15 @@ def train_ctc(options: TrainOptions, samples: list[Sample], label_report: LabelR
             report(f"look-alikes emphasise {''.join(emphasis)} x{next(iter(emphasis.values())):g}")
         synthetic = draw_lookalikes(profile, options.synthetic, config.height, config.width,
                                     seed=options.seed * 1000 + len(state.get("history", [])),
-                                    workers=options.workers, emphasis=emphasis)
+                                    workers=options.workers, emphasis=emphasis,
+                                    channels=config.channels)
         report(f"look-alikes: {len(synthetic)} drawn in {time.monotonic() - drawn_at:.1f} s")
     if not len(validation) and options.keep_last:
         report("no validation: the last epoch is kept")
     elif not len(validation):
         validation = draw_lookalikes(profile, options.validation_synthetic, config.height,
                                      config.width, seed=options.seed * 1000 + 999_999,
-                                     workers=options.workers)
+                                     workers=options.workers, channels=config.channels)
         report(f"validation: {len(validation)} fresh look-alikes (no real images to hold out)")
 
     batches = MixedBatches(real, synthetic, fmt.charset, fmt.max_length, options.batch_size,
@@ -264,7 +279,7 @@ def train_ctc(options: TrainOptions, samples: list[Sample], label_report: LabelR
     metadata = ModelMetadata(
         name=profile.name, arch=ARCH.name, arch_config=config.to_dict(), charset=fmt.charset,
         case_sensitive=fmt.case_sensitive, blank_index=charset.blank_index,
-        input_height=config.height, input_width=config.width, input_channels=1,
+        input_height=config.height, input_width=config.width, input_channels=config.channels,
         min_length=fmt.min_length, max_length=fmt.max_length, normalisation=ARCH.normalisation,
         profile_fingerprint=profile.fingerprint(),
         training={"real_train": len(real), "real_validation": len(validation_samples),
@@ -308,9 +323,45 @@ def _start_config(model_dir: Path) -> CTCConfig:
     return config
 
 
+#: the most rows a fine-tuned model reads (stencil, 50 px tall, 2000 labels, 8 minutes from
+#: the general model: 32 rows 89.2%, 48 rows 95.0%; each row more costs time on a CPU)
+MAX_ROWS = 48
+
+
+def fine_tuning_rows(image_height: int, start_rows: int) -> int:
+    """The input rows of a model fine-tuned from one with ``start_rows``: the captcha's own
+    height in steps of 8 (the blocks halve the rows three times), up to :data:`MAX_ROWS`,
+    and never fewer than the start model's. Small characters, shrunk to 32 rows from 50,
+    lose the strokes that tell 6 from G and 8 from B.
+    """
+    return max(start_rows, min(MAX_ROWS, image_height // 8 * 8))
+
+
+def _channels(options: TrainOptions, samples: list[Sample], config: CTCConfig) -> int:
+    """1 (gray) or 3 (RGB): ``--colour``'s answer, or with ``auto`` the data's.
+
+    ``auto`` reads in colour where most real captchas are drawn in colour (see
+    :func:`~solver.training.data.colourful`); a model fine-tuned from a colour model stays
+    in colour, so that the rounds of a recipe choice or of ``solver learn`` keep the input
+    they started with.
+    """
+    if options.colour in ("yes", "no"):
+        return 3 if options.colour == "yes" else 1
+    if options.start_from is not None and config.channels == 3:
+        return 3
+    return 3 if colourful([sample for sample in samples if not sample.pseudo]) else 1
+
+
+#: OpenCV's RGB-to-gray weights: a gray model's first kernels, spread over the colour channels
+#: in these shares, give a colour model that starts out reading exactly what the gray one did
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+
+
 def _load_weights(model: keras.Model, model_dir: Path) -> int:
     """Fine-tune: copy every layer whose shape fits from another model (the output
-    layer differs when the charset does, and is then learnt afresh)."""
+    layer differs when the charset does, and is then learnt afresh). A gray model's first
+    convolution goes into a colour model's spread over the channels (:data:`GRAY_WEIGHTS`),
+    a colour model's into a gray one's summed."""
     source = keras.models.load_model(model_dir / KERAS_FILE, safe_mode=True, compile=False)
     copied = 0
     for layer in model.layers:
@@ -319,7 +370,26 @@ def _load_weights(model: keras.Model, model_dir: Path) -> int:
         except ValueError:
             continue
         weights = other.get_weights()
-        if [w.shape for w in weights] == [w.shape for w in layer.get_weights()] and weights:
+        wanted = [w.shape for w in layer.get_weights()]
+        if weights and [w.shape for w in weights] != wanted:
+            weights = _fit_input_channels(weights, wanted)
+        if weights and [w.shape for w in weights] == wanted:
             layer.set_weights(weights)
             copied += 1
     return copied
+
+
+def _fit_input_channels(weights: list[np.ndarray],
+                        wanted: list[tuple[int, ...]]) -> list[np.ndarray]:
+    """A convolution's weights for 1 input channel made to take 3, or 3 made to take 1;
+    any other mismatch is returned as it was (and not copied)."""
+    kernel = weights[0]
+    if kernel.ndim != 4 or len(wanted[0]) != 4 or kernel.shape[:2] != wanted[0][:2] \
+            or kernel.shape[3] != wanted[0][3]:
+        return weights
+    if (kernel.shape[2], wanted[0][2]) == (1, 3):
+        shares = np.asarray(GRAY_WEIGHTS, kernel.dtype).reshape(1, 1, 3, 1)
+        return [kernel * shares, *weights[1:]]
+    if (kernel.shape[2], wanted[0][2]) == (3, 1):
+        return [kernel.sum(axis=2, keepdims=True), *weights[1:]]
+    return weights

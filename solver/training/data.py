@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import keras
 import numpy as np
 
@@ -14,7 +15,7 @@ from solver.dataset import Sample
 from solver.errors import SolverError
 from solver.imaging import model_pixels, normalise, read_image
 from solver.training.models import encode_labels
-from solver.training.synth import ImageSet, augment
+from solver.training.synth import ImageSet, augment, image_shape
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +29,10 @@ class LoadReport:
 
 
 def load_samples(samples: Sequence[Sample], height: int, width: int,
-                 progress: Callable[[int], None] | None = None) -> tuple[ImageSet, LoadReport]:
-    """Read labelled images as grayscale uint8 at the model's input size."""
+                 progress: Callable[[int], None] | None = None,
+                 channels: int = 1) -> tuple[ImageSet, LoadReport]:
+    """Read labelled images as uint8 at the model's input size: grayscale ``(n, h, w)``, or
+    RGB ``(n, h, w, 3)`` where ``channels`` is 3."""
     images, labels, report = [], [], LoadReport()
     for sample in samples:
         try:
@@ -37,12 +40,14 @@ def load_samples(samples: Sequence[Sample], height: int, width: int,
         except SolverError as error:
             report.unreadable.append(f"{sample.path.name}: {error}")
         else:
-            images.append(model_pixels(rgb, height, width, 1)[..., 0])
+            pixels = model_pixels(rgb, height, width, channels)
+            images.append(pixels[..., 0] if channels == 1 else pixels)
             labels.append(sample.label)
         if progress:
             progress(1)
     report.loaded = len(labels)
-    array = np.stack(images) if images else np.empty((0, height, width), np.uint8)
+    array = np.stack(images) if images else np.empty(image_shape(0, height, width, channels),
+                                                     np.uint8)
     return ImageSet(array, labels), report
 
 
@@ -58,6 +63,36 @@ def typical_size(samples: Sequence[Sample], limit: int = 200) -> tuple[int, int]
         return None
     heights, widths = zip(*sizes)
     return int(np.median(heights)), int(np.median(widths))
+
+
+#: a captcha counts as drawn in colour when COLOUR_SHARE of its lit pixels are at least
+#: COLOUR_SATURATION saturated (HSV, 0-255): gray sites, JPEG's chroma noise included, have
+#: none such; coloured text or clutter, a few per cent and more
+COLOUR_SATURATION = 100
+COLOUR_SHARE = 0.02
+
+
+def colourful(samples: Sequence[Sample], limit: int = 200) -> bool:
+    """Whether most of a site's captchas are drawn in colour, so that a model may read
+    them in RGB (characters of different colours that touch, clutter of another colour
+    than the text) rather than in gray, where those differences are lost.
+
+    Pixels darker than a quarter of full value are left out: their hue, and so their
+    saturation, is noise.
+    """
+    votes = []
+    for sample in samples[:limit]:
+        try:
+            rgb = read_image(sample.path)
+        except SolverError:
+            continue
+        hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+        lit = hsv[..., 2] > 64
+        if lit.sum() < 50:
+            continue
+        saturated = int((hsv[..., 1][lit] >= COLOUR_SATURATION).sum())
+        votes.append(saturated >= COLOUR_SHARE * int(lit.sum()))
+    return len(votes) >= 5 and sum(votes) >= 0.5 * len(votes)
 
 
 def text_polarity(image: np.ndarray, margin: float = 40.0) -> str:
@@ -99,8 +134,8 @@ class PolarityMix:
 
 
 def as_model_input(images: np.ndarray) -> np.ndarray:
-    """uint8 ``(n, h, w)`` to the model's float32 ``(n, h, w, 1)`` in [0, 1]."""
-    return normalise(images)[..., None]
+    """uint8 ``(n, h, w)`` or ``(n, h, w, 3)`` to the model's float32 ``(n, h, w, c)`` in [0, 1]."""
+    return normalise(images)[..., None] if images.ndim == 3 else normalise(images)
 
 
 class MixedBatches(keras.utils.PyDataset):
@@ -168,7 +203,8 @@ class MixedBatches(keras.utils.PyDataset):
             images = augment(images, rng) if self.augment_real else images
             if self.invert_real > 0:
                 flip = rng.random(len(images)) < self.invert_real
-                images = np.where(flip[:, None, None], 255 - images, images)
+                flip = flip.reshape((-1,) + (1,) * (images.ndim - 1))
+                images = np.where(flip, 255 - images, images)
             parts_x.append(images)
             parts_y.append(self.real_y[chosen])
         if self.synthetic_per_batch:

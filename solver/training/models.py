@@ -65,7 +65,7 @@ def build_ctc_model(num_classes: int, config: CTCConfig,
     if len(config.filters) != len(config.pools):
         raise ValueError("filters and pools must have the same length")
     policy = _policy(precision)
-    inputs = keras.Input((config.height, config.width, 1), name="image")
+    inputs = keras.Input((config.height, config.width, config.channels), name="image")
     x, rows, columns = inputs, config.height, config.width
     for index, (filters, (pool_rows, pool_columns)) in enumerate(zip(config.filters, config.pools)):
         x = _conv_block(x, filters, f"block{index}", policy)

@@ -231,7 +231,8 @@ def read_with_warps(model_dir: Path, options: TrainOptions, paths: Sequence[Path
     inference = keras.models.load_model(model_dir / KERAS_FILE, safe_mode=True, compile=False)
     charset = Charset(fmt.charset, fmt.case_sensitive)
     indexed = [Sample(path, str(index)) for index, path in enumerate(paths)]
-    images, _ = load_samples(indexed, config.height, config.width)  # unreadable ones drop out
+    images, _ = load_samples(indexed, config.height, config.width,  # unreadable ones drop out
+                             channels=config.channels)
     kept = [paths[int(index)] for index in images.labels]
     if not len(images):
         return Readings([], [], [], [])

@@ -25,12 +25,18 @@ from solver.profiles import SiteProfile
 logger = logging.getLogger(__name__)
 
 _worker_drawer: CaptchaDrawer | MixedDrawer | None = None
-_worker_size: tuple[int, int] = (0, 0)
+_worker_size: tuple[int, int, int] = (0, 0, 1)
+
+
+def image_shape(count: int, height: int, width: int, channels: int) -> tuple[int, ...]:
+    """The shape of ``count`` images as an :class:`ImageSet` holds them."""
+    return (count, height, width) if channels == 1 else (count, height, width, channels)
 
 
 @dataclass(frozen=True)
 class ImageSet:
-    """Grayscale images at the model's input size, uint8 ``(n, height, width)``, and labels."""
+    """Images at the model's input size, uint8 ``(n, height, width)`` (grayscale) or
+    ``(n, height, width, 3)`` (RGB), and labels."""
 
     images: np.ndarray
     labels: list[str]
@@ -39,7 +45,7 @@ class ImageSet:
         return len(self.labels)
 
 
-def _start_worker(drawer: CaptchaDrawer | MixedDrawer, size: tuple[int, int]) -> None:
+def _start_worker(drawer: CaptchaDrawer | MixedDrawer, size: tuple[int, int, int]) -> None:
     global _worker_drawer, _worker_size
     _worker_drawer, _worker_size = drawer, size
 
@@ -49,11 +55,12 @@ def _draw(job: tuple[int, list[str]]) -> np.ndarray:
     assert _worker_drawer is not None  # set by _start_worker in every worker
     seed, texts = job
     drawer = _worker_drawer.with_seed(seed)
-    height, width = _worker_size
-    out = np.empty((len(texts), height, width), np.uint8)
+    height, width, channels = _worker_size
+    out = np.empty(image_shape(len(texts), height, width, channels), np.uint8)
     for index, text in enumerate(texts):
         rgb = np.asarray(drawer.image(text).convert("RGB"))
-        out[index] = model_pixels(rgb, height, width, 1)[..., 0]
+        pixels = model_pixels(rgb, height, width, channels)
+        out[index] = pixels[..., 0] if channels == 1 else pixels
     return out
 
 
@@ -92,7 +99,7 @@ def random_texts(profile: SiteProfile, count: int, seed: int,
 def draw_lookalikes(profile: SiteProfile, count: int, height: int, width: int, seed: int = 0,
                     workers: int | None = None,
                     progress: Callable[[int], None] | None = None,
-                    emphasis: dict[str, float] | None = None) -> ImageSet:
+                    emphasis: dict[str, float] | None = None, channels: int = 1) -> ImageSet:
     """``count`` look-alikes of the profile's captchas at the model's input size."""
     texts = random_texts(profile, count, seed, emphasis)
     base = profile.source.parent if profile.source else None
@@ -103,7 +110,7 @@ def draw_lookalikes(profile: SiteProfile, count: int, height: int, width: int, s
     workers = workers or min(len(chunks), os.cpu_count() or 1)
     images = []
     if workers <= 1 or len(chunks) <= 1:
-        _start_worker(drawer, (height, width))
+        _start_worker(drawer, (height, width, channels))
         for job in chunks:
             images.append(_draw(job))
             if progress:
@@ -111,12 +118,13 @@ def draw_lookalikes(profile: SiteProfile, count: int, height: int, width: int, s
     else:
         context = multiprocessing.get_context("spawn")  # TensorFlow and fork do not mix
         with context.Pool(workers, initializer=_start_worker,
-                          initargs=(drawer, (height, width))) as pool:
+                          initargs=(drawer, (height, width, channels))) as pool:
             for part in pool.imap(_draw, chunks):
                 images.append(part)
                 if progress:
                     progress(len(part))
-    array = np.concatenate(images) if images else np.empty((0, height, width), np.uint8)
+    array = (np.concatenate(images) if images else
+             np.empty(image_shape(0, height, width, channels), np.uint8))
     return ImageSet(array, texts)
 
 
@@ -125,10 +133,10 @@ def augment(images: np.ndarray, rng: np.random.Generator, strength: float = 1.0)
 
     Rotation (up to 4 degrees), shear, scale and shift; sometimes contrast and
     brightness changes, blur or noise.
-    ``images``: uint8 ``(n, height, width)``; returns a new array.
+    ``images``: uint8 ``(n, height, width)`` or ``(n, height, width, 3)``; returns a new array.
     """
     out = np.empty_like(images)
-    height, width = images.shape[1:]
+    height, width = images.shape[1:3]
     for index, image in enumerate(images):
         angle = rng.uniform(-4, 4) * strength
         scale = 1 + rng.uniform(-0.06, 0.06) * strength

@@ -63,7 +63,7 @@ class TrainOptions:
     patience: int = 6
     validation_fraction: float = 0.1
     validation_synthetic: int = 1000
-    input_height: int = 32
+    input_height: int | None = None  # default: 32 rows, or the --from model's
     workers: int | None = None
     quantize: bool = False
     config: CTCConfig | None = None  # the architecture; default: sized for the captchas
@@ -74,6 +74,7 @@ class TrainOptions:
     augment_lookalikes: float = 0.0  # strength of the random warps look-alikes get each epoch (0: none)
     invert_real: float = 0.0  # chance a real image is shown inverted (sites with text both ways round)
     precision: str = "float32"  # or "bfloat16": layers compute in bfloat16 (see models.PRECISIONS)
+    colour: str = "auto"  # "yes": RGB input, "no": gray, "auto": RGB where the captchas are in colour
     # set by training.recipes, which splits the labels once and runs train() several times:
     samples: list[Sample] | None = None  # the training images, checked already (no --data read)
     validation_samples: list[Sample] | None = None  # the held-out images (no split of samples)

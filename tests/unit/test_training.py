@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import pytest
 
 from solver.cli import main
@@ -84,6 +85,85 @@ def test_saved_model_describes_itself(trained: Path) -> None:
     assert model.output_shape == (None, 12, 5)
     history = json.loads((trained / "history.json").read_text())["history"]
     assert history and all("val_sequence_accuracy" in h for h in history)
+
+
+def test_a_colour_model_learns_and_reads_in_colour(profile_path: Path, tmp_path: Path) -> None:
+    """--colour yes: look-alikes drawn, trained on and read back in RGB, end to end."""
+    from solver.training.models import CTCConfig
+    from solver.training.train import TrainOptions, train
+
+    out = tmp_path / "colour"
+    train(TrainOptions(load_profile(profile_path), synthetic=1536, epochs=4, batch_size=32,
+                       out=out, validation_synthetic=200, workers=1, seed=1, colour="yes",
+                       config=CTCConfig(height=24, width=48, **TINY)), report=lambda line: None)
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["input_channels"] == metadata["arch_config"]["channels"] == 3
+    recognizer = Recognizer(out, load_profile(profile_path))
+    accuracy, _ = accuracy_on(recognizer, labelled_folder(tmp_path / "fresh", profile_path, 100))
+    assert accuracy > 0.5, f"sequence accuracy {accuracy:.0%} (chance is 1/16)"
+
+
+def _drawn_folder(folder: Path, count: int, **look: object) -> list:
+    from solver.dataset import Sample
+
+    drawer = CaptchaDrawer(width=120, height=40, font_sizes=(28,), noise_dots=20,
+                           noise_curves=1, seed=7, **look)
+    folder.mkdir(parents=True)
+    samples = []
+    for index in range(count):
+        path = folder / f"{index}.png"
+        path.write_bytes(drawer.png(f"{index % 10}{(index * 3) % 10}"))
+        samples.append(Sample(path, f"{index % 10}{(index * 3) % 10}"))
+    return samples
+
+
+def test_colour_is_read_where_the_captchas_are_drawn_in_colour(tmp_path: Path) -> None:
+    from solver.dataset import Sample
+    from solver.training.data import colourful
+
+    per_character = _drawn_folder(tmp_path / "stencil", 20, background="#dfe8f0",
+                                  text_colours="random-dark", colour_per_character=True)
+    gray = _drawn_folder(tmp_path / "gray", 20, background="#dfe8f0",
+                         text_colours="random-dark", grayscale=True)
+    jpeg = tmp_path / "jpeg"  # JPEG's chroma noise on gray images is no colour
+    jpeg.mkdir()
+    for sample in gray:
+        image = cv2.imread(str(sample.path))
+        cv2.imwrite(str(jpeg / (sample.path.stem + ".jpg")), image,
+                    [cv2.IMWRITE_JPEG_QUALITY, 60])
+
+    assert colourful(per_character)
+    assert not colourful(gray)
+    assert not colourful([Sample(path, "00") for path in sorted(jpeg.iterdir())])
+    assert not colourful(per_character[:4])  # too few to tell: gray, as before
+
+
+def test_a_gray_model_starts_a_colour_model_that_reads_exactly_as_it_did(tmp_path: Path) -> None:
+    """Fine-tuning a colour model from the gray general model loses nothing at the start:
+    the first kernels are spread over R, G and B in OpenCV's gray weights."""
+    import keras
+    import numpy as np
+
+    from solver.imaging import to_model_input
+    from solver.training.ctc import _load_weights
+    from solver.training.models import CTCConfig, build_ctc_model
+
+    keras.utils.set_random_seed(3)
+    gray_config = CTCConfig(height=24, width=48, **TINY)
+    _, gray = build_ctc_model(5, gray_config)
+    (tmp_path / "gray").mkdir()
+    gray.save(tmp_path / "gray" / "model.keras")
+    colour_train, colour = build_ctc_model(5, CTCConfig(height=24, width=48, channels=3, **TINY))
+    copied = _load_weights(colour_train, tmp_path / "gray")
+    assert copied == sum(1 for layer in colour_train.layers if layer.get_weights())
+
+    rgb = np.asarray(CaptchaDrawer(width=96, height=48, seed=2, text_colours="random",
+                                   colour_per_character=True).image("3012").convert("RGB"))
+    as_gray = gray.predict(to_model_input(rgb, 24, 48, 1)[None], verbose=0)
+    as_colour = colour.predict(to_model_input(rgb, 24, 48, 3)[None], verbose=0)
+    assert not np.allclose(as_gray, 1 / 5, atol=0.01)  # the untrained model does not read nothing
+    # the gray input is rounded to whole levels; the colour model sees the unrounded sum
+    np.testing.assert_allclose(as_colour, as_gray, atol=0.02)
 
 
 def test_predict_and_eval_output(trained: Path, profile_path: Path, tmp_path: Path,
@@ -260,6 +340,26 @@ def test_train_command_takes_the_epoch_length_input_height_and_warps(
     assert [h["epoch"] for h in history] == [1, 2]
 
 
+def test_fine_tuning_takes_more_rows_and_colour_than_its_start_had(
+        trained: Path, profile_path: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--from a 24-row gray model, --input-height 32 --colour yes: every block's weights
+    come along (the first spread over R, G and B); only the fold over the rows is new."""
+    out = tmp_path / "taller"
+    assert main(["train", "--site", str(profile_path), "--recipe", "manual", "--from", str(trained),
+                 "--input-height", "32", "--colour", "yes", "--synthetic", "64", "--epochs", "1",
+                 "--batch-size", "32", "--workers", "1", "--validation-lookalikes", "32",
+                 "--out", str(out)]) == 0
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert (metadata["input_height"], metadata["input_width"], metadata["input_channels"]) == (
+        32, 64, 3)
+    import keras
+
+    layers = keras.models.load_model(trained / "model.keras", safe_mode=True).layers
+    with_weights = sum(1 for layer in layers if layer.get_weights())
+    assert f"{with_weights - 1} layers copied" in capsys.readouterr().out  # all but fold_conv
+
+
 def test_bfloat16_training_saves_a_float32_model_that_reads(profile_path: Path,
                                                              tmp_path: Path) -> None:
     import keras
@@ -305,3 +405,18 @@ def test_train_command_refuses_an_empty_validation_set(profile_path: Path,
         main(["train", "--site", str(profile_path), "--validation-lookalikes", "0"])
     assert stopped.value.code == 2
     assert "--validation-lookalikes: 0 is too few: give at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("image_height", "start_rows", "rows"), [
+    (50, 32, 48),   # stencil, kaggle_v2: shrunk to 32 rows, 6 and G, 8 and B lose what tells them apart
+    (42, 32, 40),   # dark_digits
+    (35, 32, 32),   # trt_courts: no more rows than the captcha has, in steps of 8
+    (24, 32, 32),   # rscaptcha: never fewer than the start model's
+    (120, 32, 48),  # a large captcha: at most MAX_ROWS, for a CPU's sake
+    (120, 64, 64),  # a start model with more rows keeps them
+])
+def test_a_fine_tuned_model_reads_as_many_rows_as_the_captcha_has(
+        image_height: int, start_rows: int, rows: int) -> None:
+    from solver.training.ctc import fine_tuning_rows
+
+    assert fine_tuning_rows(image_height, start_rows) == rows
