@@ -73,7 +73,7 @@ def test_the_choice_tries_ddddocr_where_there_are_unlabelled_images(profile: Sit
         "file,label\n" + "".join(f"{s.path.name},{s.label}\n" for s in labelled))
     drawn(profile, tmp_path / "spare", 80, seed=24)
     options = TrainOptions(profile, data=[tmp_path / "data"], out=tmp_path / "model",
-                           time_budget_s=30, workers=1, seed=3,
+                           time_budget_s=30, workers=1, seed=3, input_height=24,
                            config=CTCConfig(height=24, width=48, filters=(8, 16, 16, 16),
                                             head_units=32, head_layers=1, dropout=0.0))
     lines: list[str] = []
