@@ -13,9 +13,9 @@ import numpy as np
 
 from solver.dataset import Sample
 from solver.errors import SolverError
-from solver.imaging import model_pixels, normalise, read_image
+from solver.imaging import normalise, read_image
 from solver.training.models import encode_labels
-from solver.training.synth import ImageSet, augment, image_shape
+from solver.training.synth import ImageSet, augment, image_shape, stored_pixels
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +40,7 @@ def load_samples(samples: Sequence[Sample], height: int, width: int,
         except SolverError as error:
             report.unreadable.append(f"{sample.path.name}: {error}")
         else:
-            pixels = model_pixels(rgb, height, width, channels)
-            images.append(pixels[..., 0] if channels == 1 else pixels)
+            images.append(stored_pixels(rgb, height, width, channels))
             labels.append(sample.label)
         if progress:
             progress(1)

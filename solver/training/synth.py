@@ -33,6 +33,13 @@ def image_shape(count: int, height: int, width: int, channels: int) -> tuple[int
     return (count, height, width) if channels == 1 else (count, height, width, channels)
 
 
+def stored_pixels(rgb: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
+    """An RGB image as an :class:`ImageSet` holds it: :func:`model_pixels`, the channel
+    axis dropped for grayscale."""
+    pixels = model_pixels(rgb, height, width, channels)
+    return pixels[..., 0] if channels == 1 else pixels
+
+
 @dataclass(frozen=True)
 class ImageSet:
     """Images at the model's input size, uint8 ``(n, height, width)`` (grayscale) or
@@ -59,8 +66,7 @@ def _draw(job: tuple[int, list[str]]) -> np.ndarray:
     out = np.empty(image_shape(len(texts), height, width, channels), np.uint8)
     for index, text in enumerate(texts):
         rgb = np.asarray(drawer.image(text).convert("RGB"))
-        pixels = model_pixels(rgb, height, width, channels)
-        out[index] = pixels[..., 0] if channels == 1 else pixels
+        out[index] = stored_pixels(rgb, height, width, channels)
     return out
 
 
