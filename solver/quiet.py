@@ -38,6 +38,12 @@ BANNERS = (
                r"|cuda_blas|cuda_executor|port)\.cc:\d+\] .*"),
     re.compile(r"To enable the following instructions: .* rebuild TensorFlow with the appropriate "
                r"compiler flags\."),
+    # Grappler's graph checker on the first step of a CTC model trained after one with another
+    # number of time steps in the same process (the recipe choice, solver learn): TensorFlow's
+    # CTC loop keeps the first model's shape in its signature. The step runs and trains as it
+    # should (tests/test_training.py trains the second model to a reading), so it is not an error
+    re.compile(r"loc\(\".*\"\): error: 'tfg\.While' op body function argument #\d+ type '[^']*' "
+               r"is not compatible with corresponding operand type: '[^']*'"),
 )
 
 _show = False

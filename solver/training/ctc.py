@@ -6,6 +6,7 @@ real labels, resumable from its checkpoint folder. Called by
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -21,6 +22,7 @@ from solver.artifacts import KERAS_FILE, ModelMetadata, read_metadata
 from solver.charset import Charset
 from solver.dataset import LabelReport, Sample, split_samples
 from solver.errors import SolverError, UsageError
+from solver.quiet import native_stderr_filtered
 from solver.training.data import (MixedBatches, as_model_input, colourful, load_samples,
                                   typical_size)
 from solver.training.models import CTCLoss, build_ctc_model, float32_copy
@@ -113,6 +115,25 @@ class _Progress(keras.callbacks.Callback):
         if accuracy >= 1.0 and len(self.validation_labels) >= 200:
             self.stopped_by = "early stopping"  # nothing left to learn on this validation set
             self.model.stop_training = True
+
+
+class _FirstStepFiltered(keras.callbacks.Callback):
+    """Descriptor 2 filtered of known noise (:mod:`solver.quiet`) while the first training step
+    builds its graph, the one moment TensorFlow's graph checker speaks; open for the rest, so a
+    real error in training shows as it happens. :meth:`close` where ``fit`` raises."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._filter = contextlib.ExitStack()
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._filter.enter_context(native_stderr_filtered())
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._filter.close()  # a no-op once closed
+
+    def close(self) -> None:
+        self._filter.close()
 
 
 class _Annealing(keras.callbacks.Callback):
@@ -261,12 +282,15 @@ def train_ctc(options: TrainOptions, samples: list[Sample], label_report: LabelR
     left = (None if options.time_budget_s is None else
             max(1.0, options.time_budget_s - (time.monotonic() - started)))
     annealing = _Annealing(options.learning_rate, steps, left, done_steps=first_epoch * len(batches))
+    first_step = _FirstStepFiltered()
     try:
         model.fit(batches, epochs=options.epochs, initial_epoch=first_epoch,
-                  callbacks=[annealing, progress], verbose=0)
+                  callbacks=[first_step, annealing, progress], verbose=0)
     except KeyboardInterrupt:
         progress.stopped_by = "interrupted"
         report("interrupted: keeping the best model so far")
+    finally:
+        first_step.close()
     if not (checkpoint / BEST_WEIGHTS).is_file():
         raise SolverError("training stopped before the first epoch finished; nothing to save "
                           "(let it run at least one epoch)")

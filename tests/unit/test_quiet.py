@@ -22,6 +22,9 @@ BANNERS = [
     "the appropriate compiler flags.",
     "E0000 00:00:1796213790.713897   12772 cuda_platform.cc:52] failed call to cuInit: INTERNAL: "
     "CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
+    "loc(\"compile_loss/ctc/ctc_loss_dense/While_1@__inference_one_step_on_data_41490\"): error: "
+    "'tfg.While' op body function argument #7 type 'tensor<28x?xf32>' is not compatible with "
+    "corresponding operand type: 'tensor<44x?xf32>'",
 ]
 
 
@@ -35,6 +38,7 @@ def test_banners_are_recognised(line: str) -> None:
     "WARNING solver.page: waited 10.0 s for a new captcha",
     "E0000 00:00:1796213790.713897   12772 model_builder.cc:52] the model file is corrupt",
     "INFO: Created TensorFlow Lite XNNPACK delegate for CPU. and more",
+    "loc(\"model/conv\"): error: 'tfg.Conv2D' op operand #0 has an invalid type",
 ])
 def test_other_lines_are_not(line: str) -> None:
     assert not is_banner(line)

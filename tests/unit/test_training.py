@@ -360,6 +360,28 @@ def test_fine_tuning_takes_more_rows_and_colour_than_its_start_had(
     assert f"{with_weights - 1} layers copied" in capsys.readouterr().out  # all but fold_conv
 
 
+def test_models_of_other_sizes_train_one_after_another_without_a_false_error(
+        profile_path: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """The recipe choice trains models of 24 and then 32 rows in one process: TensorFlow's
+    graph checker says "error: 'tfg.While' op ..." on the second one's first step, though it
+    trains as it should. The second learns, and no error line reaches the terminal."""
+    from solver.training.models import CTCConfig
+    from solver.training.train import TrainOptions, train
+
+    folder = labelled_folder(tmp_path / "real", profile_path, 96)
+    results = []
+    for rows, width in ((24, 48), (32, 64)):
+        results.append(train(TrainOptions(
+            load_profile(profile_path), data=[folder], synthetic=1024, epochs=4, batch_size=32,
+            out=tmp_path / f"rows{rows}", workers=1, seed=1,
+            config=CTCConfig(height=rows, width=width, **TINY)), report=lambda line: None))
+    assert [json.loads((r.model_dir / "metadata.json").read_text())["input_height"]
+            for r in results] == [24, 32]
+    assert results[1].best_accuracy > 0.5  # the 2-digit set of 4 characters: chance is 1/16
+    captured = capfd.readouterr()
+    assert "error:" not in captured.err and "tfg.While" not in captured.err
+
+
 def test_bfloat16_training_saves_a_float32_model_that_reads(profile_path: Path,
                                                              tmp_path: Path) -> None:
     import keras
