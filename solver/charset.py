@@ -272,17 +272,19 @@ class Charset:
             previous = index
         return "".join(out)
 
-    def decode_ctc_batch(self, probabilities: np.ndarray) -> list[tuple[str, float]]:
+    def decode_ctc_batch(self, probabilities: np.ndarray,
+                         lengths: tuple[int, int] | None = None) -> list[tuple[str, float]]:
         """Greedy CTC over a batch of per-step class probabilities ``(batch, steps, classes)``,
-        with this charset's blank (see :func:`decode_ctc_greedy` for the confidence)."""
+        with this charset's blank (see :func:`decode_ctc_greedy` for the confidence);
+        ``lengths``: the format's ``(min, max)`` characters (see :func:`decode_ctc_greedy`)."""
         if probabilities.ndim != 3 or probabilities.shape[-1] != self.num_classes:
             raise ValueError(f"expected probabilities of shape (batch, steps, {self.num_classes}), "
                              f"got {probabilities.shape}")
-        return decode_ctc_greedy(probabilities, self.characters, self.blank_index)
+        return decode_ctc_greedy(probabilities, self.characters, self.blank_index, lengths)
 
 
-def decode_ctc_greedy(probabilities: np.ndarray, characters: Sequence[str],
-                      blank_index: int) -> list[tuple[str, float]]:
+def decode_ctc_greedy(probabilities: np.ndarray, characters: Sequence[str], blank_index: int,
+                      lengths: tuple[int, int] | None = None) -> list[tuple[str, float]]:
     """Greedy CTC over ``(batch, steps, classes)`` probabilities: text and confidence per row.
 
     ``characters[i]`` is class ``i``'s text and ``blank_index`` the blank's class,
@@ -296,19 +298,127 @@ def decode_ctc_greedy(probabilities: np.ndarray, characters: Sequence[str],
         >>> steps = np.array([[[0.1, 0.9, 0.0], [0.8, 0.2, 0.0], [0.0, 0.3, 0.7]]])
         >>> decode_ctc_greedy(steps, ["-", "a", "b"], blank_index=0)  # 0.9 * 0.7 * 0.8
         [('ab', 0.504)]
+
+    ``lengths``, ``(min, max)`` characters: a row whose greedy text has another length
+    (a character dropped or read twice, a sure answer to refuse) reads instead as the most
+    probable path whose text has an allowed length (:func:`best_paths_of_lengths`), its
+    confidence computed the same way from that path's probabilities, so a doubtful step
+    shows in it. A text of an allowed length reads as before: the most probable path of
+    all is the most probable of its length too.
+
+        >>> doubtful = np.array([[[0.05, 0.9, 0.05], [0.9, 0.05, 0.05], [0.1, 0.1, 0.8],
+        ...                       [0.4, 0.5, 0.1]]])  # the last step: 'a', or a gap?
+        >>> [(text, round(confidence, 3)) for text, confidence in
+        ...  decode_ctc_greedy(doubtful, ["-", "a", "b"], blank_index=0)]
+        [('aba', 0.324)]
+        >>> [(text, round(confidence, 3)) for text, confidence in
+        ...  decode_ctc_greedy(doubtful, ["-", "a", "b"], blank_index=0, lengths=(2, 2))]
+        [('ab', 0.288)]
     """
     import numpy as np
 
-    best = probabilities.argmax(axis=-1)
-    best_p = probabilities.max(axis=-1)
+    paths = probabilities.argmax(axis=-1)
+    if lengths is not None and len(paths):
+        emitted = _emitting(paths, blank_index).sum(axis=-1)
+        outside = np.flatnonzero((emitted < lengths[0]) | (emitted > lengths[1]))
+        if len(outside):
+            paths = paths.copy()
+            paths[outside] = best_paths_of_lengths(probabilities[outside], blank_index, *lengths,
+                                                   fallback=paths[outside])
+    chosen = np.take_along_axis(probabilities, paths[..., np.newaxis], axis=-1)[..., 0]
     results = []
-    for path, path_p in zip(best, best_p):
-        keep = np.ones(path.shape, dtype=bool)
-        keep[1:] = path[1:] != path[:-1]
-        emits = keep & (path != blank_index)
+    for path, path_p, emits in zip(paths, chosen, _emitting(paths, blank_index)):
         text = "".join(characters[i] for i in path[emits])
         character_confidence = float(np.prod(path_p[emits])) if emits.any() else 0.0
         blanks = path == blank_index
         blank_confidence = float(path_p[blanks].min()) if blanks.any() else 1.0
         results.append((text, character_confidence * blank_confidence))
     return results
+
+
+def _emitting(paths: np.ndarray, blank_index: int) -> np.ndarray:
+    """Which steps of CTC class paths ``(batch, steps)`` emit a character: not a blank, and
+    not a repeat of the step before."""
+    import numpy as np
+
+    keep = np.ones(paths.shape, dtype=bool)
+    keep[:, 1:] = paths[:, 1:] != paths[:, :-1]
+    return keep & (paths != blank_index)
+
+
+def best_paths_of_lengths(probabilities: np.ndarray, blank_index: int, min_length: int,
+                          max_length: int, fallback: np.ndarray | None = None) -> np.ndarray:
+    """Per row of ``(batch, steps, classes)`` probabilities, the most probable single CTC
+    path whose text has ``min_length`` to ``max_length`` characters, as ``(batch, steps)``
+    class indices (a Viterbi pass over steps x characters emitted x class).
+
+    A row with too few steps for ``min_length`` keeps its ``fallback`` path (the greedy one
+    where not given).
+
+        >>> import numpy as np
+        >>> steps = np.array([[[0.05, 0.9, 0.05], [0.9, 0.05, 0.05], [0.1, 0.1, 0.8],
+        ...                    [0.4, 0.5, 0.1]]])  # greedy: a, blank, b, a
+        >>> best_paths_of_lengths(steps, 0, 2, 2).tolist()  # two characters: a, blank, b, blank
+        [[1, 0, 2, 0]]
+        >>> best_paths_of_lengths(steps, 0, 3, 3).tolist()  # three: the greedy path itself
+        [[1, 0, 2, 1]]
+    """
+    import numpy as np
+
+    batch, steps, classes = probabilities.shape
+    if fallback is None:
+        fallback = probabilities.argmax(axis=-1)
+    top = max_length
+    log_p = np.log(np.maximum(probabilities.astype(np.float64), 1e-30))
+    characters = np.arange(classes) != blank_index
+    class_ids = np.arange(classes)
+    rows = np.arange(batch)[:, np.newaxis]
+    # score[b, n, c]: the best log probability of a path so far with n characters emitted,
+    # now on class c; came[t, b, n, c]: the class it was on the step before
+    score = np.full((batch, top + 1, classes), -np.inf)
+    score[:, 0, blank_index] = log_p[:, 0, blank_index]
+    if top >= 1:
+        score[:, 1, characters] = log_p[:, 0, characters]
+    came = np.zeros((steps, batch, top + 1, classes), dtype=np.int16)
+    for t in range(1, steps):
+        step = log_p[:, t][:, np.newaxis, :]  # (batch, 1, classes)
+        # onto the blank: from any class, the character count unchanged
+        best_class = score.argmax(axis=-1)
+        following = np.full_like(score, -np.inf)
+        following[..., blank_index] = np.take_along_axis(
+            score, best_class[..., np.newaxis], axis=-1)[..., 0] + step[..., blank_index]
+        came_now = came[t]  # a view
+        came_now[..., blank_index] = best_class
+        # onto character c: stay on c (a repeat), or come from another class with one fewer
+        stay, stay_from = score, np.broadcast_to(class_ids, score.shape)
+        before = score[:, :-1]  # n - 1 characters, for n = 1..top
+        first = before.argmax(axis=-1)  # the best and second best class (ddddocr has thousands)
+        others = before.copy()
+        np.put_along_axis(others, first[..., np.newaxis], -np.inf, axis=-1)
+        second = others.argmax(axis=-1)
+        first_score = np.take_along_axis(before, first[..., np.newaxis], axis=-1)
+        second_score = np.take_along_axis(others, second[..., np.newaxis], axis=-1)
+        is_first = class_ids == first[..., np.newaxis]
+        new_score = np.where(is_first, second_score, first_score)
+        new_from = np.where(is_first, second[..., np.newaxis], first[..., np.newaxis])
+        best = stay.copy()
+        best_from = np.array(stay_from)
+        better = new_score > stay[:, 1:]
+        best[:, 1:] = np.where(better, new_score, stay[:, 1:])
+        best_from[:, 1:] = np.where(better, new_from, stay_from[:, 1:])
+        following[..., characters] = best[..., characters] + step[..., characters]
+        came_now[..., characters] = best_from[..., characters]
+        score = following
+    allowed = score[:, min_length:top + 1].reshape(batch, -1)
+    flat = allowed.argmax(axis=-1)
+    count = min_length + flat // classes
+    current = flat % classes
+    possible = np.isfinite(allowed[np.arange(batch), flat])
+    paths = np.empty((batch, steps), dtype=np.int64)
+    paths[:, -1] = current
+    for t in range(steps - 1, 0, -1):
+        previous = came[t, rows[:, 0], count, current].astype(np.int64)
+        count = count - ((current != blank_index) & (previous != current))
+        current = previous
+        paths[:, t - 1] = current
+    return np.where(possible[:, np.newaxis], paths, fallback)

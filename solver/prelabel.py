@@ -196,15 +196,20 @@ class ModelFolderReader(PrelabelReader):
 
     def read_raw(self, images: Sequence[bytes]) -> list[tuple[str, float | None]]:
         recognizer = self.recognizer
-        if recognizer.metadata.arch != "ctc" or not self.within_charset or all(self.allowed):
+        if recognizer.metadata.arch != "ctc" or not images:
             return [(reading.text, reading.confidence)
                     for reading in recognizer.read_batch(list(images))]
-        # within the site's charset: a digits site gets '0', not 'O', from a model of 62
+        # a model made for other sites reads as this site writes: its lengths, and where
+        # within_charset, its characters (a digits site gets '0', not 'O', from a model of 62)
         import numpy as np
 
         batch = np.stack([recognizer.prepare(image) for image in images])
-        probabilities = _within(recognizer.probabilities(batch), self.allowed)
-        return list(recognizer.charset.decode_ctc_batch(probabilities))
+        probabilities = recognizer.probabilities(batch)
+        if self.within_charset and not all(self.allowed):
+            probabilities = _within(probabilities, self.allowed)
+        fmt = self.profile.format
+        return list(recognizer.charset.decode_ctc_batch(probabilities,
+                                                        (fmt.min_length, fmt.max_length)))
 
 
 def site_classes(characters: Sequence[str], fmt: FormatSection,
@@ -316,7 +321,8 @@ def _ddddocr_reading(result: Any, fmt: FormatSection | None = None) -> tuple[str
     if fmt is not None:
         allowed = _ddddocr_classes(tuple(charset), fmt)
         [(text, confidence)] = decode_ctc_greedy(_within(steps, allowed)[np.newaxis],
-                                                 list(charset), blank_index=0)
+                                                 list(charset), blank_index=0,
+                                                 lengths=(fmt.min_length, fmt.max_length))
         return text, confidence
     [(text, confidence)] = decode_ctc_greedy(steps[np.newaxis], list(charset), blank_index=0)
     return str(result.get("text", text)), confidence

@@ -48,7 +48,9 @@ class CTCConfig(ArchConfig):
 
 def _decode(recognizer: Recognizer, images: Sequence[Any]) -> list[tuple[str, float]]:
     probabilities = recognizer.probabilities(prepared_batch(recognizer, images))
-    return recognizer.charset.decode_ctc_batch(probabilities)
+    metadata = recognizer.metadata  # the format's lengths (a Recognizer checks they are the profile's)
+    return recognizer.charset.decode_ctc_batch(probabilities,
+                                               (metadata.min_length, metadata.max_length))
 
 
 ARCH = Arch(

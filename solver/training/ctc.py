@@ -48,6 +48,8 @@ class _Progress(keras.callbacks.Callback):
         self.validation_x = as_model_input(validation.images)
         self.validation_labels = validation.labels
         self.charset = charset
+        fmt = options.profile.format  # read as the saved model will read: within its lengths
+        self.lengths = (fmt.min_length, fmt.max_length)
         self.checkpoint = checkpoint
         self.state = state
         self.options = options
@@ -65,7 +67,8 @@ class _Progress(keras.callbacks.Callback):
         for start in range(0, len(self.validation_x), 256):
             probabilities = keras.ops.convert_to_numpy(self.inference(self.validation_x[start:start + 256],
                                                       training=False))
-            readings.extend(text for text, _ in self.charset.decode_ctc_batch(probabilities))
+            readings.extend(text for text, _ in self.charset.decode_ctc_batch(probabilities,
+                                                                              self.lengths))
         return float(np.mean([r == t for r, t in zip(readings, self.validation_labels)]))
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

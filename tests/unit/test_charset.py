@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from solver.charset import Charset, LabelError, decode_ctc_greedy
 
@@ -150,3 +152,57 @@ def test_a_charset_without_case_holds_only_reachable_characters() -> None:
     assert str(caught.value) == (
         "the charset 'aÀ' holds 'a' but case_sensitive is false: labels are folded to upper "
         "case, so no label can hold it (write the charset in upper case, or set case_sensitive: true)")
+
+
+def _collapsed_length(path: tuple[int, ...], blank: int) -> int:
+    return sum(1 for i, c in enumerate(path) if c != blank and (i == 0 or path[i - 1] != c))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 6), st.integers(2, 4), st.integers(0, 3), st.data())
+def test_the_length_bound_path_is_the_most_probable_of_its_lengths(
+        steps: int, classes: int, blank: int, data: st.DataObject) -> None:
+    """Against every path there is: the Viterbi pass finds the most probable path whose
+    text has an allowed length, and a row with too few steps keeps its fallback."""
+    import itertools
+
+    from solver.charset import best_paths_of_lengths
+
+    blank = blank % classes
+    low = data.draw(st.integers(0, 7))
+    high = data.draw(st.integers(low, 8))
+    raw = np.asarray(data.draw(st.lists(st.floats(0.01, 1.0), min_size=2 * steps * classes,
+                                        max_size=2 * steps * classes)))
+    probabilities = (raw / raw.reshape(2, steps, classes).sum(-1).repeat(classes)).reshape(
+        2, steps, classes)
+    fallback = probabilities.argmax(-1)
+    paths = best_paths_of_lengths(probabilities, blank, low, high, fallback=fallback)
+    log_p = np.log(probabilities)
+    for row in range(2):
+        scores = {path: sum(log_p[row, t, c] for t, c in enumerate(path))
+                  for path in itertools.product(range(classes), repeat=steps)
+                  if low <= _collapsed_length(path, blank) <= high}
+        found = tuple(int(c) for c in paths[row])
+        if not scores:
+            assert found == tuple(fallback[row])
+        else:
+            assert low <= _collapsed_length(found, blank) <= high
+            assert scores[found] == pytest.approx(max(scores.values()), rel=1e-9, abs=1e-9)
+
+
+def test_a_reading_of_a_length_the_format_cannot_have_reads_as_one_it_can() -> None:
+    """'aba' where the site shows 2 characters: the doubtful last step gives way ('ab'),
+    with its doubt in the confidence; a reading of an allowed length is left as it was."""
+    charset = Charset("ab")  # blank last
+    doubtful = np.array([[0.05, 0.9, 0.05], [0.9, 0.05, 0.05], [0.1, 0.1, 0.8],
+                         [0.4, 0.5, 0.1]])[:, [1, 2, 0]]  # a, blank, b, a (or a gap)
+    sure = np.array([[0.9, 0.05, 0.05], [0.05, 0.05, 0.9], [0.05, 0.9, 0.05],
+                     [0.05, 0.05, 0.9]])  # a, blank, b, blank
+    [(greedy, greedy_confidence)] = charset.decode_ctc_batch(doubtful[np.newaxis])
+    (bound, bound_confidence), (kept, kept_confidence) = charset.decode_ctc_batch(
+        np.stack([doubtful, sure]), lengths=(2, 2))
+    assert (greedy, bound, kept) == ("aba", "ab", "ab")
+    assert bound_confidence == pytest.approx(0.9 * 0.8 * 0.4)  # the gap read at 0.4
+    assert kept_confidence == pytest.approx(charset.decode_ctc_batch(sure[np.newaxis])[0][1])
+    assert charset.decode_ctc_batch(doubtful[np.newaxis], lengths=(1, 3)) == [
+        (greedy, greedy_confidence)]

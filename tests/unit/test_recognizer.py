@@ -78,7 +78,8 @@ def test_lite_model_reads_what_keras_reads(model_dir: Path, keras_model) -> None
     images = captchas(5)
     readings = recognizer.read_batch(images)
     batch = np.stack([recognizer.prepare(image) for image in images])
-    expected = Charset(CHARSET).decode_ctc_batch(keras_model.predict_on_batch(batch))
+    lengths = (recognizer.metadata.min_length, recognizer.metadata.max_length)
+    expected = Charset(CHARSET).decode_ctc_batch(keras_model.predict_on_batch(batch), lengths)
     assert [r.text for r in readings] == [text for text, _ in expected]
     for reading, (_, confidence) in zip(readings, expected):
         assert reading.confidence == pytest.approx(confidence, rel=1e-3, abs=1e-6)
