@@ -7,8 +7,9 @@ rounds of
 1. **collect with confirmation**: ``per_round`` fresh captchas are read by the
    current reader and each reading that fits the profile is submitted, at most
    ``rate`` submissions a second. A round that reads fewer of them right than
-   ``target`` **reads on** for ``read_on_s`` (default: as long as a training
-   may take), since a verified label costs a submission and a training minutes:
+   ``target`` **reads on** for ``read_on_s`` (default: not at all, the reading
+   goes on while the next model trains; else as long as a training may take),
+   since a verified label costs a submission and a training minutes:
    the decision is taken once, at ``per_round``, so the round's rate is not
    cut where chance lifts it. An accepted reading is stored in the dataset
    as a verified label (``source`` ``site``); a refused one is stored
@@ -17,7 +18,10 @@ rounds of
    submitted (the image is stored unlabelled). The round's **reading rate** is
    the share of its captchas that the site accepted on the first and only
    attempt, measured by the site's own verdicts;
-2. **train** (:func:`solver.training.recipes.auto_train`) on the verified
+2. **train** (:func:`solver.training.recipes.auto_train`), the round's reader
+   reading on meanwhile (:class:`CollectionWhileTraining`, unless
+   ``collect_while_training`` is off; then a round below the target reads on
+   before the training instead), on the verified
    labels, with the unlabelled and refused images as the pool for
    pseudo-labels, never with a refused image's refused text: the first model
    by the held-out choice between the recipes; after it, the site's model so
@@ -61,6 +65,7 @@ import datetime
 import json
 import logging
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -116,7 +121,11 @@ class LearnOptions:
     time_budget_s: float | None = 30 * 60  # the whole run, every session counted
     rate: float = 1.0  # submissions per second, at most
     round_train_s: float = 5 * 60  # the most one training may take
-    # a round below the target reads on past per_round for this long (None: round_train_s; 0: never)
+    # while a model trains, the round's reader reads on: the training has the CPU, the
+    # collection mostly waits on the rate limit, so the next training's labels come meanwhile
+    collect_while_training: bool = True
+    # a round below the target reads on past per_round for this long (None: 0 where the
+    # collection goes on while training, else round_train_s; 0: never)
     read_on_s: float | None = None
     min_train_s: float = 45.0  # a training shorter than this is not worth starting
     start: str = "auto"  # auto | site | ddddocr | general | a model folder
@@ -158,8 +167,11 @@ class LearnOptions:
 
     @property
     def reading_on_s(self) -> float:
-        """How long a round below the target reads on past ``per_round``."""
-        return self.round_train_s if self.read_on_s is None else self.read_on_s
+        """How long a round below the target reads on past ``per_round``: by default not at
+        all where the reading goes on while the model trains, the better use of the time."""
+        if self.read_on_s is not None:
+            return self.read_on_s
+        return 0.0 if self.collect_while_training else self.round_train_s
 
 
 # ---------------------------------------------------------------------------------- the log
@@ -443,12 +455,16 @@ class _Round:
     read_on_until: float | None = None  # set when the round reads on past its count
     # a starting reader's round: it reads on only until it has accepted this many
     enough_accepted: int | None = None
+    stop: threading.Event | None = None  # set: read no further captcha (the training is done)
+    tags: dict[str, Any] = field(default_factory=dict)  # more keys for its log lines
 
     def wants_more(self, read: int, log: CaptchaLog, options: LearnOptions,
                    report: Callable[[str], None]) -> bool:
         """Whether the round reads another captcha after ``read`` of them: its count, then,
         decided once at the count (see the module's doc), for as long as it reads on, and
         a starting reader's round until it has the labels for a first model."""
+        if self.stop is not None and self.stop.is_set():
+            return False
         if read < self.count:
             return True
         if read > self.count and self.read_on_until is None:
@@ -522,7 +538,7 @@ async def _read_round(profile: SiteProfile, store: DatasetStore, reader: Reader[
                 confidence = None if reading.confidence is None else round(float(reading.confidence), 4)
                 record = {"round": work.number, "text": text, "confidence": confidence,
                           "reader": getattr(reader, "description", "site"), "at": _now(),
-                          **getattr(reader, "notes", {})}
+                          **getattr(reader, "notes", {}), **work.tags}
                 if not text or fmt.label_problem(text) is not None:
                     added = store.add(data, source="learn")
                     log.append({**record, "file": added.entry.file, "outcome": LOGGED_NOT_SUBMITTED})
@@ -575,6 +591,77 @@ async def _submit(page: Any, profile: SiteProfile, text: str, options: LearnOpti
     except SolverError as error:  # the form's input or button went away
         guard.check()
         raise LockedOut(f"the form could not be used ({error}): stopped at once") from None
+
+
+class CollectionWhileTraining:
+    """The round's reader reads on, in a thread of its own, while the next model trains.
+
+    On 2 cores a training takes the CPU for minutes while a collection mostly waits on the
+    rate limit and the page, so the two share the time well: the labels the next training
+    needs come in meanwhile. Its log lines belong to the round that was read (the same
+    reader), marked ``while_training``; :meth:`finish` stops it after the captcha in hand
+    and gives what stopped it early ("" where nothing did), or raises what it raised
+    (a :class:`LockedOut`), once the training is done.
+    """
+
+    def __init__(self, profile: SiteProfile, store: DatasetStore, reader: Reader[TextReading],
+                 log: CaptchaLog, work: _Round, options: LearnOptions, limiter: RateLimiter,
+                 report: Callable[[str], None]) -> None:
+        self.stop = threading.Event()
+        self.work = dataclasses.replace(work, stop=self.stop,
+                                        tags={**work.tags, "while_training": True})
+        self.log, self.report = log, report
+        self.stopped: str = ""
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self.stopped = asyncio.run(_read_round(profile, store, reader, log, self.work,
+                                                       options, limiter, self._said))
+            except BaseException as error:  # re-raised by finish, in the run's own thread
+                self.error = error
+                if isinstance(error, LockedOut):
+                    report(f"  while training: {error}; no more submissions (the training "
+                           "finishes, then the run stops)")
+
+        self.thread = threading.Thread(target=run, name="solver-learn-collect", daemon=True)
+        self.thread.start()
+
+    def _said(self, line: str) -> None:
+        self.report(f"  while training: {line}")
+
+    def counts(self) -> RoundCounts:
+        return RoundCounts.of([record for record in self.log.of_round(self.work.number)
+                               if record.get("while_training")])
+
+    def finish(self) -> str:
+        self.stop.set()
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.stopped
+
+
+def _collect_while_training(state: LearnState, profile: SiteProfile, store: DatasetStore,
+                            log: CaptchaLog, options: LearnOptions, limiter: RateLimiter,
+                            report: Callable[[str], None],
+                            spent_s: float) -> CollectionWhileTraining | None:
+    """The round's reader reading on while the model trains, or None: switched off, a run
+    that trains first on hand labels (no reader yet), or no budget left for submissions."""
+    if not options.collect_while_training:
+        return None
+    if state.reader == "site" and site_model(profile, options.models_dir) is None:
+        return None
+    submissions_left = (None if options.label_budget is None
+                        else options.label_budget - log.submitted())
+    if submissions_left is not None and submissions_left <= 0:
+        return None
+    deadline = (None if options.time_budget_s is None
+                else time.monotonic() + options.time_budget_s - spent_s)
+    reader = _open_reader(state.reader, profile, options)
+    work = _Round(state.round, 10**9, deadline, submissions_left)
+    report(f"  {state.reader} reads on while the model trains")
+    return CollectionWhileTraining(profile, store, reader, log, work, options, limiter, report)
 
 
 def _run_in_own_loop(coroutine_factory: Callable[[], Any]) -> Any:
@@ -859,14 +946,37 @@ def learn(profile: SiteProfile, options: LearnOptions,
                 continue
             if action == "train":
                 budget = train_budget_s(options, spent())
-                result = _train(profile, store, log, options, budget, report,
-                                from_site_model=state.reader == "site", round_number=state.round)
+                side = _collect_while_training(state, profile, store, log, options, limiter,
+                                               report, spent())
+                try:
+                    result = _train(profile, store, log, options, budget, report,
+                                    from_site_model=state.reader == "site",
+                                    round_number=state.round)
+                finally:
+                    side_stopped, side_error = "", None
+                    if side is not None:
+                        try:
+                            side_stopped = side.finish()
+                        except LockedOut as error:
+                            side_error = error
                 last = state.rounds[-1] if state.rounds and state.rounds[-1]["round"] == state.round \
                     else None
                 if last is not None:
                     last["training"] = result
                 report(f"round {state.round}: trained in {result['seconds'] / 60:.1f} min, "
                        f"{result['held_out_accuracy']:.1%} of the held-out labels read right")
+                if side is not None:
+                    counts = side.counts()
+                    if last is not None:
+                        last["while_training"] = {**dataclasses.asdict(counts),
+                                                  "rate": round(counts.rate, 4)}
+                    report(f"  while it trained, {state.reader} read {counts.accepted} of "
+                           f"{counts.shown} more captchas right ({counts.rate:.1%}); "
+                           f"{_labels(store)} labels in the dataset"
+                           + (f" ({side_stopped})" if side_stopped else ""))
+                    state.save(state_path)
+                if side_error is not None:
+                    raise side_error
                 state.reader = choose_reader(state.reader, last["rate"] if last else None,
                                              result["held_out_accuracy"])
                 if state.reader != "site":

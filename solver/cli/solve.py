@@ -131,7 +131,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
         time_budget_s=args.time_budget * 60 if args.time_budget else None, rate=args.rate,
         round_train_s=args.round_minutes * 60,
         read_on_s=None if args.read_on_minutes is None else args.read_on_minutes * 60,
-        start=args.start, trial=args.trial, restart=args.restart,
+        collect_while_training=not args.no_collect_while_training, start=args.start, trial=args.trial, restart=args.restart,
         timeout_ms=args.timeout * 1000, headed=args.headed, connect=args.connect, seed=args.seed)
     summary = learn(profile, options, report=report_line)
     for line in summary.lines():
@@ -237,8 +237,13 @@ def add_verbs(verbs: Verbs, parents: Parents) -> None:
                           help="the most minutes one round's training takes (default 5)")
     learning.add_argument("--read-on-minutes", type=float, metavar="MIN",
                           help="a round that reads fewer than --target right reads on past "
-                          "--per-round for this long, for more labels (default: --round-minutes; "
-                          "0: every round reads --per-round captchas)")
+                          "--per-round for this long, for more labels (default: 0, the reading "
+                          "goes on while the model trains; with --no-collect-while-training, "
+                          "--round-minutes)")
+    learning.add_argument("--no-collect-while-training", action="store_true",
+                          help="stop reading while a model trains (by default the round's reader "
+                          "reads on meanwhile, at --rate: the training has the CPU, the reading "
+                          "waits on the rate limit, and the next training gets the labels)")
     learning.add_argument("--start", default="auto", metavar="SPEC",
                           help="what reads the first round: auto (the site's model, else the "
                           "dataset's labels, else a trial of ddddocr and general: see "

@@ -237,3 +237,40 @@ def test_the_starters_take_turns_and_the_sites_verdicts_choose_which_reads_on(
     assert [r["outcome"] for r in log] == ["refused", "accepted"] * 3 + ["accepted"] * 4
     state = json.loads((tmp_path / "data" / "learn" / "state.json").read_text())
     assert state["reader"] == "general" and state["starters"] == []
+
+
+def test_the_rounds_reader_reads_on_while_the_model_trains(
+        monkeypatch: pytest.MonkeyPatch, site: LiveSite, tmp_path: Path) -> None:
+    """The training has the CPU, the reading waits on the rate limit: while the first model
+    trains, the starting reader reads on, and what the site accepts meanwhile lands in the
+    dataset as verified labels, counted apart from the round's own rate."""
+    import solver.learn
+    from solver.training.recipes import RecipePlan
+
+    monkeypatch.setattr(solver.learn, "_open_reader",
+                        lambda spec, *args: Oracle(site.site, True, "models/general"))
+    options = LearnOptions(data=tmp_path / "data", models_dir=tmp_path / "models", per_round=30,
+                           rate=50, label_budget=60, time_budget_s=600, round_train_s=15,
+                           min_train_s=5, start="general", training=tiny_training(),
+                           plan=RecipePlan(candidate_share=0.3, round_share=0.3, final_share=0.1))
+    assert options.reading_on_s == 0  # reading on before the training is what this replaces
+    lines: list[str] = []
+    summary = learn(site.profile("pair"), options, report=lines.append)
+    first = summary.rounds[0]
+    assert (first["round"], first["shown"], first["accepted"], first["labels"]) == (1, 30, 30, 30)
+    side = first["while_training"]
+    assert side["shown"] > 0 and side["accepted"] == side["shown"]  # the oracle reads all right
+    assert any(line.startswith(f"  while it trained, general read {side['accepted']} of "
+                               f"{side['shown']} more captchas right (100.0%)") for line in lines)
+    log = [json.loads(line) for line in (tmp_path / "data" / "learn" / "captchas.jsonl")
+           .read_text().splitlines()]
+    meanwhile = [r for r in log if r.get("while_training")]
+    assert len(meanwhile) == side["shown"] and all(r["round"] == 1 for r in meanwhile)
+    assert log.index(meanwhile[0]) == 30  # after the round's own 30, none before
+    store = DatasetStore(tmp_path / "data")
+    verified = {entry.file: entry.label for entry in store.entries() if entry.verified}
+    answers = {challenge.png: challenge.answer for challenge in site.site.history}
+    assert len(verified) == 30 + side["accepted"] == site.site.stats["accepted"]
+    for record in meanwhile:
+        assert verified[record["file"]] == answers[(tmp_path / "data" / record["file"]).read_bytes()]
+    assert (tmp_path / "models" / "pair" / "metadata.json").is_file()

@@ -20,7 +20,8 @@ def counts(accepted: int, refused: int = 0, not_submitted: int = 0) -> RoundCoun
                        not_submitted=not_submitted)
 
 
-OPTIONS = LearnOptions(per_round=100, time_budget_s=1800, rate=2.0)
+# reading on before a training: the policy where the reading does not go on while it trains
+OPTIONS = LearnOptions(per_round=100, time_budget_s=1800, rate=2.0, collect_while_training=False)
 
 
 def test_the_next_step_follows_the_phase_and_stops_at_each_budget() -> None:
@@ -68,8 +69,12 @@ def test_a_round_below_the_target_reads_on_for_labels_but_not_a_reader_that_read
     assert not reads_on(counts(1, 99), OPTIONS)  # 1%: the reader gives way instead
     assert not reads_on(counts(30, 20), OPTIONS)  # 50 of 100: the round has not read its share
     assert not reads_on(counts(60, 40), LearnOptions(per_round=100, read_on_s=0))
-    # as long as a training by default, and never into the time a training and a measure need
-    options = LearnOptions(per_round=100, rate=1.0, round_train_s=300)
+    # not at all by default: the reading goes on while the model trains, which is better use
+    # of the time; without that, as long as a training, and never into the time a training
+    # and a measure need
+    assert LearnOptions(round_train_s=300).reading_on_s == 0
+    assert LearnOptions(round_train_s=300, read_on_s=60).reading_on_s == 60
+    options = LearnOptions(per_round=100, rate=1.0, round_train_s=300, collect_while_training=False)
     assert options.reading_on_s == 300
     assert read_on_until(options, now=1000.0, budget_end=None) == 1300.0
     assert read_on_until(options, now=1000.0, budget_end=2000.0) == 1300.0
