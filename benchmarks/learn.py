@@ -119,7 +119,8 @@ def learn_style(style: str, args: argparse.Namespace, work: Path,
            (data / "learn" / "captchas.jsonl").read_text(encoding="utf-8").splitlines() if line]
     submitted = sum(r["outcome"] in ("accepted", "refused", "unknown") for r in log)
     rounds = [{key: record.get(key) for key in ("round", "reader", "shown", "submitted",
-                                                  "accepted", "rate", "labels", "training")}
+                                                  "accepted", "rate", "labels", "training",
+                                                  "while_training")}
               for record in state["rounds"]]
     # the target is the site's own model's, as solver learn counts it: not a starting reader's
     reached = next((r for r in rounds if r["reader"] == "site" and r["rate"] >= args.target), None)
