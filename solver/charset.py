@@ -318,16 +318,17 @@ def decode_ctc_greedy(probabilities: np.ndarray, characters: Sequence[str], blan
     import numpy as np
 
     paths = probabilities.argmax(axis=-1)
+    emitting = _emitting(paths, blank_index)
     if lengths is not None and len(paths):
-        emitted = _emitting(paths, blank_index).sum(axis=-1)
+        emitted = emitting.sum(axis=-1)
         outside = np.flatnonzero((emitted < lengths[0]) | (emitted > lengths[1]))
         if len(outside):
-            paths = paths.copy()
             paths[outside] = best_paths_of_lengths(probabilities[outside], blank_index, *lengths,
                                                    fallback=paths[outside])
+            emitting = _emitting(paths, blank_index)
     chosen = np.take_along_axis(probabilities, paths[..., np.newaxis], axis=-1)[..., 0]
     results = []
-    for path, path_p, emits in zip(paths, chosen, _emitting(paths, blank_index)):
+    for path, path_p, emits in zip(paths, chosen, emitting):
         text = "".join(characters[i] for i in path[emits])
         character_confidence = float(np.prod(path_p[emits])) if emits.any() else 0.0
         blanks = path == blank_index
@@ -368,18 +369,16 @@ def best_paths_of_lengths(probabilities: np.ndarray, blank_index: int, min_lengt
     batch, steps, classes = probabilities.shape
     if fallback is None:
         fallback = probabilities.argmax(axis=-1)
-    top = max_length
     log_p = np.log(np.maximum(probabilities.astype(np.float64), 1e-30))
     characters = np.arange(classes) != blank_index
     class_ids = np.arange(classes)
-    rows = np.arange(batch)[:, np.newaxis]
     # score[b, n, c]: the best log probability of a path so far with n characters emitted,
     # now on class c; came[t, b, n, c]: the class it was on the step before
-    score = np.full((batch, top + 1, classes), -np.inf)
+    score = np.full((batch, max_length + 1, classes), -np.inf)
     score[:, 0, blank_index] = log_p[:, 0, blank_index]
-    if top >= 1:
+    if max_length >= 1:
         score[:, 1, characters] = log_p[:, 0, characters]
-    came = np.zeros((steps, batch, top + 1, classes), dtype=np.int16)
+    came = np.zeros((steps, batch, max_length + 1, classes), dtype=np.int16)
     for t in range(1, steps):
         step = log_p[:, t][:, np.newaxis, :]  # (batch, 1, classes)
         # onto the blank: from any class, the character count unchanged
@@ -390,8 +389,7 @@ def best_paths_of_lengths(probabilities: np.ndarray, blank_index: int, min_lengt
         came_now = came[t]  # a view
         came_now[..., blank_index] = best_class
         # onto character c: stay on c (a repeat), or come from another class with one fewer
-        stay, stay_from = score, np.broadcast_to(class_ids, score.shape)
-        before = score[:, :-1]  # n - 1 characters, for n = 1..top
+        before = score[:, :-1]  # n - 1 characters, for n = 1..max_length
         first = before.argmax(axis=-1)  # the best and second best class (ddddocr has thousands)
         others = before.copy()
         np.put_along_axis(others, first[..., np.newaxis], -np.inf, axis=-1)
@@ -401,15 +399,15 @@ def best_paths_of_lengths(probabilities: np.ndarray, blank_index: int, min_lengt
         is_first = class_ids == first[..., np.newaxis]
         new_score = np.where(is_first, second_score, first_score)
         new_from = np.where(is_first, second[..., np.newaxis], first[..., np.newaxis])
-        best = stay.copy()
-        best_from = np.array(stay_from)
-        better = new_score > stay[:, 1:]
-        best[:, 1:] = np.where(better, new_score, stay[:, 1:])
-        best_from[:, 1:] = np.where(better, new_from, stay_from[:, 1:])
+        best = score.copy()  # staying, unless coming anew is better
+        best_from = np.broadcast_to(class_ids, score.shape).copy()
+        better = new_score > score[:, 1:]
+        best[:, 1:] = np.where(better, new_score, score[:, 1:])
+        best_from[:, 1:] = np.where(better, new_from, best_from[:, 1:])
         following[..., characters] = best[..., characters] + step[..., characters]
         came_now[..., characters] = best_from[..., characters]
         score = following
-    allowed = score[:, min_length:top + 1].reshape(batch, -1)
+    allowed = score[:, min_length:max_length + 1].reshape(batch, -1)
     flat = allowed.argmax(axis=-1)
     count = min_length + flat // classes
     current = flat % classes
@@ -417,7 +415,7 @@ def best_paths_of_lengths(probabilities: np.ndarray, blank_index: int, min_lengt
     paths = np.empty((batch, steps), dtype=np.int64)
     paths[:, -1] = current
     for t in range(steps - 1, 0, -1):
-        previous = came[t, rows[:, 0], count, current].astype(np.int64)
+        previous = came[t, np.arange(batch), count, current].astype(np.int64)
         count = count - ((current != blank_index) & (previous != current))
         current = previous
         paths[:, t - 1] = current

@@ -207,9 +207,7 @@ class ModelFolderReader(PrelabelReader):
         probabilities = recognizer.probabilities(batch)
         if self.within_charset and not all(self.allowed):
             probabilities = _within(probabilities, self.allowed)
-        fmt = self.profile.format
-        return list(recognizer.charset.decode_ctc_batch(probabilities,
-                                                        (fmt.min_length, fmt.max_length)))
+        return list(recognizer.charset.decode_ctc_batch(probabilities, self.profile.format.length))
 
 
 def site_classes(characters: Sequence[str], fmt: FormatSection,
@@ -322,7 +320,7 @@ def _ddddocr_reading(result: Any, fmt: FormatSection | None = None) -> tuple[str
         allowed = _ddddocr_classes(tuple(charset), fmt)
         [(text, confidence)] = decode_ctc_greedy(_within(steps, allowed)[np.newaxis],
                                                  list(charset), blank_index=0,
-                                                 lengths=(fmt.min_length, fmt.max_length))
+                                                 lengths=fmt.length)
         return text, confidence
     [(text, confidence)] = decode_ctc_greedy(steps[np.newaxis], list(charset), blank_index=0)
     return str(result.get("text", text)), confidence

@@ -131,7 +131,8 @@ def cmd_learn(args: argparse.Namespace) -> int:
         time_budget_s=args.time_budget * 60 if args.time_budget else None, rate=args.rate,
         round_train_s=args.round_minutes * 60,
         read_on_s=None if args.read_on_minutes is None else args.read_on_minutes * 60,
-        collect_while_training=not args.no_collect_while_training, start=args.start, trial=args.trial, restart=args.restart,
+        collect_while_training=not args.no_collect_while_training, start=args.start,
+        trial=args.trial, restart=args.restart,
         timeout_ms=args.timeout * 1000, headed=args.headed, connect=args.connect, seed=args.seed)
     summary = learn(profile, options, report=report_line)
     for line in summary.lines():

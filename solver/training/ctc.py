@@ -48,8 +48,7 @@ class _Progress(keras.callbacks.Callback):
         self.validation_x = as_model_input(validation.images)
         self.validation_labels = validation.labels
         self.charset = charset
-        fmt = options.profile.format  # read as the saved model will read: within its lengths
-        self.lengths = (fmt.min_length, fmt.max_length)
+        self.lengths = options.profile.format.length  # read as the saved model will: its lengths
         self.checkpoint = checkpoint
         self.state = state
         self.options = options

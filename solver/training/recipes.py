@@ -243,7 +243,7 @@ def read_with_warps(model_dir: Path, options: TrainOptions, paths: Sequence[Path
         for start in range(0, len(view), 256):
             probabilities = keras.ops.convert_to_numpy(
                 inference(as_model_input(view[start:start + 256]), training=False))
-            decoded.extend(charset.decode_ctc_batch(probabilities, (fmt.min_length, fmt.max_length)))
+            decoded.extend(charset.decode_ctc_batch(probabilities, fmt.length))
         views.append(decoded)
     texts = [text for text, _ in views[0]]
     return Readings(kept, [fmt.normalise(text) for text in texts],
